@@ -1,0 +1,18 @@
+"""Built-in dataset: the bundled demo videos, once converted (``ivl3 demo`` converts them)."""
+import os
+from pathlib import Path
+
+from .. import hookimpl
+from ..datasets import DatasetSpec
+
+DEMO_DATASET = "ivl3-demo"
+
+
+def demo_dataset_dir() -> Path:
+    home = Path(os.environ.get("IVL3_HOME", Path.home() / ".cache" / "ivl3"))
+    return home / "datasets" / "demo"
+
+
+@hookimpl
+def register_datasets(register):
+    register(DEMO_DATASET, DatasetSpec(path=demo_dataset_dir(), description="bundled coloured-shape videos"))

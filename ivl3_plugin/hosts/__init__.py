@@ -1,0 +1,1 @@
+"""Host adapters: the only modules that import a training framework."""

@@ -1,0 +1,87 @@
+"""Registries: the owners of the ``register`` callbacks handed to hooks.
+
+A registry is the single place where names are checked, duplicates refused
+(with both plugins named) and objects validated, so plugins stay declarative.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any, Callable, Dict, Iterator, List, Optional
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
+
+
+class RegistrationError(ValueError):
+    """A plugin registered something invalid or a name that is already taken."""
+
+
+@dataclass(frozen=True)
+class Entry:
+    name: str
+    obj: Any
+    plugin: str
+
+
+class Registry:
+    """Named objects of one kind, each remembered with the plugin that added it."""
+
+    def __init__(self, kind: str, check: Optional[Callable[[str, Any], None]] = None):
+        self.kind = kind
+        self._check = check
+        self._entries: Dict[str, Entry] = {}
+
+    def callback_for(self, plugin: str) -> Callable[..., None]:
+        """The ``register`` function handed to one plugin's hook."""
+
+        def register(name: str, obj: Any) -> None:
+            self.add(name, obj, plugin=plugin)
+
+        register.__doc__ = f"Register a {self.kind} named NAME (from plugin {plugin!r})."
+        return register
+
+    def add(self, name: str, obj: Any, plugin: str) -> None:
+        if not isinstance(name, str) or not _NAME.match(name):
+            raise RegistrationError(
+                f"plugin {plugin!r} registered a {self.kind} with an invalid name {name!r}: "
+                "use letters, digits, '_', '-' or '.'"
+            )
+        if self._check is not None:
+            try:
+                self._check(name, obj)
+            except RegistrationError:
+                raise
+            except Exception as exc:  # checks raise TypeError/ValueError: say who
+                raise RegistrationError(f"plugin {plugin!r}, {self.kind} {name!r}: {exc}") from exc
+        old = self._entries.get(name)
+        if old is not None:
+            if old.plugin == plugin and old.obj is obj:
+                return  # the same plugin imported twice (swift may do this): harmless
+            raise RegistrationError(
+                f"{self.kind} {name!r} is registered by both plugin {old.plugin!r} and plugin "
+                f"{plugin!r}; block one of them with IVL3_BLOCK_PLUGINS or rename it"
+            )
+        self._entries[name] = Entry(name, obj, plugin)
+
+    def get(self, name: str) -> Any:
+        try:
+            return self._entries[name].obj
+        except KeyError:
+            known = ", ".join(sorted(self._entries)) or "none"
+            raise KeyError(f"no {self.kind} named {name!r}; known: {known}") from None
+
+    def entry(self, name: str) -> Entry:
+        self.get(name)
+        return self._entries[name]
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._entries
+
+    def __iter__(self) -> Iterator[Entry]:
+        return iter(list(self._entries.values()))
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def names(self) -> List[str]:
+        return sorted(self._entries)

@@ -1,0 +1,1 @@
+"""Prompt templates: frame layout, Jinja instruction files and the token budget."""
