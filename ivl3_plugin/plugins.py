@@ -104,6 +104,8 @@ class Plugins:
     def info(self) -> List[PluginInfo]:
         out = []
         for name, plugin in self.pm.list_name_plugin():
+            if plugin is None:  # a blocked name: pluggy keeps a placeholder
+                continue
             hooks = sorted(h.name for h in self.pm.get_hookcallers(plugin) or [])
             out.append(PluginInfo(name, self.versions.get(name, ""), hooks, name in DEFAULT_PLUGINS))
         return out
@@ -173,10 +175,12 @@ def build(extra_plugins: Optional[Dict[str, object]] = None, entry_points: bool 
     checks = _checks()
     registries = {hook: Registry(kind, checks[hook]) for hook, kind in HOOKS.items()}
     for hook, registry in registries.items():
-        for impl in getattr(pm.hook, hook).get_hookimpls():
+        for impl in getattr(pm.hook, hook).get_hookimpls():  # registration order: built-ins first
+            before = set(registry.names())
             try:
                 impl.function(register=registry.callback_for(impl.plugin_name))
             except Exception as exc:
+                registry.drop_since(impl.plugin_name, before)  # nothing half-registered stays
                 errors.append(PluginError(impl.plugin_name, hook, f"{type(exc).__name__}: {exc}"))
     for err in errors:
         log.warning("%s", err)

@@ -63,6 +63,11 @@ class Registry:
             )
         self._entries[name] = Entry(name, obj, plugin)
 
+    def drop_since(self, plugin: str, before: set) -> None:
+        """Forget what ``plugin`` added after the snapshot ``before``: a failed hook is skipped whole."""
+        for name in [n for n, e in self._entries.items() if e.plugin == plugin and n not in before]:
+            del self._entries[name]
+
     def get(self, name: str) -> Any:
         try:
             return self._entries[name].obj
