@@ -1,59 +1,154 @@
-"""First, simple converter: serial decord decode, JPEG frames, ms-swift JSONL, split by id."""
+"""The converter's Python API: read sources, plan, decode in parallel (resumably), write every format."""
 from __future__ import annotations
 
 import hashlib
-import json
 import os
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Optional
+from typing import Iterable, List, Optional, Sequence, Tuple, Union
 
 from ..template.prompts import render_instruction
-from .sampling import segment_centre_indices
+from .cache import ImageOptions, default_cache_dir
+from .manifest import ManifestWriter, load_results, shard_file
+from .outputs import OUTPUT_FORMATS, write_all
+from .planning import Item, build_plan, shard_of
+from .runner import WorkConfig, run_items
+from .sampling import Sampling
+from .sources import SourceRow, pick_source
+
+PathLike = Union[str, os.PathLike]
 
 
 def split_of(item_id: str, val_fraction: float) -> str:
+    """Deterministic train/val split from the id alone (stable across runs, shards and machines)."""
     h = int(hashlib.sha256(item_id.encode()).hexdigest()[:8], 16) / 0xFFFFFFFF
     return "val" if h < val_fraction else "train"
 
 
-def convert(annotations: os.PathLike, out_dir: os.PathLike, num_frames: int = 8, val_fraction: float = 0.2,
-            prompt: str = "concise", quality: int = 90, video_root: Optional[os.PathLike] = None) -> Path:
-    import decord
-    from PIL import Image
+@dataclass
+class ConvertResult:
+    out_dir: Path
+    converted: int = 0
+    skipped: List[dict] = field(default_factory=list)
+    cache_hits: int = 0
+    decoded: int = 0
+    resumed: int = 0
+    complete: bool = True  # False while other shards are unfinished
+    outputs: List[str] = field(default_factory=list)
 
-    annotations = Path(annotations)
-    root = Path(video_root) if video_root else annotations.parent
-    out = Path(out_dir)
-    (out / "swift").mkdir(parents=True, exist_ok=True)
-    rows = {"train": [], "val": []}
-    for line in annotations.read_text().splitlines():
-        if not line.strip():
+    @property
+    def ok(self) -> bool:
+        return not self.skipped
+
+
+def read_sources(inputs: Sequence[PathLike], source: Optional[str] = None, registry=None, **opts) -> List[SourceRow]:
+    rows: List[SourceRow] = []
+    for path in inputs:
+        name, src = pick_source(Path(path), source, registry)
+        rows.extend(src.read(Path(path), **{k: v for k, v in opts.items() if v is not None}))
+    return rows
+
+
+def run_convert(inputs: Union[PathLike, Sequence[PathLike]], out_dir: PathLike, *, num_frames: int = 8,
+                sampling: str = "segment", fps: float = 1.0, val_fraction: float = 0.2, prompt: str = "concise",
+                image_format: str = "jpeg", quality: int = 90, max_short_side: Optional[int] = None,
+                video_root: Optional[PathLike] = None, source: Optional[str] = None, workers: int = 0,
+                shard: Tuple[int, int] = (0, 1), cache_dir: Optional[PathLike] = None,
+                formats: Optional[Iterable[str]] = None, decoder: str = "auto", unique_summaries: bool = False,
+                progress: bool = False, registry=None, **source_opts) -> ConvertResult:
+    """Convert annotated videos into frames + dataset files under ``out_dir``.
+
+    Safe to rerun (finished items are read from the manifest, decoded frames from the
+    cache) and to run as ``shard=(i, N)`` on N nodes sharing ``out_dir``; the dataset
+    files are written by whichever shard finishes last.
+    """
+    if isinstance(inputs, (str, os.PathLike)):
+        inputs = [inputs]
+    index, num_shards = shard
+    if not (num_shards >= 1 and 0 <= index < num_shards):
+        raise ValueError(f"shard must be i/N with 0 <= i < N, got {index}/{num_shards}")
+    formats = list(formats) if formats is not None else available_formats()
+    unknown = [f for f in formats if f not in OUTPUT_FORMATS]
+    if unknown:
+        raise ValueError(f"unknown output format(s) {unknown}; choose from {list(OUTPUT_FORMATS)}")
+    out = Path(out_dir).absolute()
+    out.mkdir(parents=True, exist_ok=True)
+    samp = Sampling(sampling, num_frames, fps)
+    image = ImageOptions(image_format, quality, max_short_side)
+    instruction = render_instruction(prompt)
+    cache_root = Path(cache_dir).absolute() if cache_dir else default_cache_dir()
+
+    rows = read_sources(inputs, source, registry, **source_opts)
+    options_sig = {"sampling": samp.key(), "image": asdict(image), "decoder": decoder}
+    items, plan_skips = build_plan(rows, Path(video_root).absolute() if video_root else None, options_sig,
+                                   unique_summaries)
+    previous = load_results(out)
+
+    def finished(item: Item) -> bool:
+        rec = previous.get(item.id)
+        return bool(rec) and rec.get("signature") == item.signature
+
+    mine = [it for it in items if shard_of(it.id, num_shards) == index]
+    todo = [it for it in mine if not finished(it)]
+    result = ConvertResult(out, resumed=len(mine) - len(todo))
+    cfg = WorkConfig(samp, image, str(cache_root), str(out / "frames"), decoder)
+    with ManifestWriter(shard_file(out, index, num_shards)) as log:
+        def on_result(item: Item, rec: dict) -> None:
+            log.append(rec)
+            previous[item.id] = rec
+            if rec["status"] == "ok":
+                result.cache_hits += bool(rec.get("cache_hit"))
+                result.decoded += not rec.get("cache_hit")
+
+        run_items(todo, cfg, workers, on_result, progress)
+
+    if not all(finished(it) for it in items):
+        result.complete = False  # other shards still running; the last one writes the dataset
+        return result
+    samples, skipped = _assemble(items, plan_skips, previous, instruction, val_fraction)
+    summary = {"converted": len(samples), "skipped": len(skipped), "inputs": [str(p) for p in inputs],
+               "options": options_sig, "prompt": prompt, "instruction": instruction, "val_fraction": val_fraction,
+               "train": sum(s["split"] == "train" for s in samples), "val": sum(s["split"] == "val" for s in samples),
+               "formats": formats}
+    write_all(out, samples, skipped, formats, summary)
+    result.converted, result.skipped, result.outputs = len(samples), skipped, formats
+    return result
+
+
+def _assemble(items, plan_skips, results, instruction, val_fraction):
+    samples, skipped = [], [s.as_dict() for s in plan_skips]
+    for it in items:
+        rec = results[it.id]
+        if rec["status"] != "ok":
+            skipped.append({"file": it.row.file, "row": it.row.row, "id": it.id, "video": it.source,
+                            "reason": rec["reason"]})
             continue
-        item = json.loads(line)
-        video = (root / item["video"]).resolve()
-        vr = decord.VideoReader(str(video), num_threads=1)
-        fps = float(vr.get_avg_fps())
-        idx = segment_centre_indices(len(vr), fps, num_frames)
-        frames = vr.get_batch(idx).asnumpy()
-        fdir = out / "frames" / item["id"]
-        fdir.mkdir(parents=True, exist_ok=True)
-        paths = []
-        for k, arr in enumerate(frames):
-            p = fdir / f"{k:03d}.jpg"
-            Image.fromarray(arr).save(p, quality=quality)
-            paths.append(str(p.resolve()))
-        row = {
-            "id": item["id"],
-            "messages": [
-                {"role": "user", "content": "<video>\n" + render_instruction(prompt)},
-                {"role": "assistant", "content": item["summary"]},
-            ],
-            "videos": [paths],
-            "timestamps": [[round(i / fps, 3) for i in idx]],
-        }
-        rows[split_of(item["id"], val_fraction)].append(row)
-    for split, items in rows.items():
-        with open(out / "swift" / f"{split}.jsonl", "w") as f:
-            for r in items:
-                f.write(json.dumps(r, ensure_ascii=False) + "\n")
-    return out
+        samples.append({"id": it.id, "source": it.video or it.frames, "summary": it.summary, "frames": rec["frames"],
+                        "timestamps": rec["timestamps"], "indices": rec["indices"], "fps": rec["fps"],
+                        "clip": _clip_json(it.clip), "split": split_of(it.id, val_fraction),
+                        "source_file": it.row.file, "source_row": it.row.row, "instruction": instruction})
+    skipped.sort(key=lambda s: (s["file"], s["row"]))
+    return samples, skipped
+
+
+def _clip_json(clip):
+    if not clip:
+        return None
+    return [clip[0], clip[1] if clip[1] != float("inf") else None]
+
+
+def available_formats() -> List[str]:
+    """Every output format whose library is installed (``hf`` needs ``datasets``)."""
+    try:
+        import datasets  # noqa: F401
+    except ImportError:
+        return [f for f in OUTPUT_FORMATS if f != "hf"]
+    return list(OUTPUT_FORMATS)
+
+
+def convert(annotations: Union[PathLike, Sequence[PathLike]], out_dir: PathLike, num_frames: int = 8,
+            val_fraction: float = 0.2, prompt: str = "concise", quality: int = 90,
+            video_root: Optional[PathLike] = None, **options) -> Path:
+    """Convert and return the output folder (the demo's entry point); see :func:`run_convert`."""
+    return run_convert(annotations, out_dir, num_frames=num_frames, val_fraction=val_fraction, prompt=prompt,
+                       quality=quality, video_root=video_root, **options).out_dir
