@@ -1,2 +1,9 @@
-"""Built-in tiler: InternVL's dynamic-resolution tiling (owned by ivl3_plugin.tile)."""
-from .. import hookimpl  # noqa: F401
+"""Built-in tiler: InternVL's dynamic-resolution tiling, as preprocessor ``internvl_dynamic``."""
+from .. import hookimpl
+
+
+@hookimpl
+def register_preprocessors(register):
+    from ..tile import PREPROCESSOR_NAME, tile_image
+
+    register(PREPROCESSOR_NAME, tile_image)

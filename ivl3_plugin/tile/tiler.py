@@ -1,0 +1,113 @@
+"""Cut an image into InternVL tiles: one resize, tiles as views, one fused normalisation.
+
+ms-swift (like InternVL's reference code) crops every tile into its own PIL
+image and runs torchvision's ToTensor + Normalize per tile.  Here the resized
+image becomes one uint8 tensor, the tiles are a reshaped *view* of it, a single
+strided copy writes them (and the thumbnail) into the output as float, and a
+single multiply-add normalises everything.  The resize itself is PIL's bicubic
+resize, the same call ms-swift makes, so pixels agree with it to float rounding.
+"""
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from typing import Any, Dict, Optional, Sequence, Tuple, Union
+
+import numpy as np
+import torch
+from PIL import Image
+
+from .grid import Grid, pick_grid
+from .load import DEFAULT_MAX_PIXELS, load_image
+
+Triple = Tuple[float, float, float]
+IMAGENET_MEAN: Triple = (0.485, 0.456, 0.406)
+IMAGENET_STD: Triple = (0.229, 0.224, 0.225)
+CLIP_MEAN: Triple = (0.48145466, 0.4578275, 0.40821073)
+CLIP_STD: Triple = (0.26862954, 0.26130258, 0.27577711)
+SIGLIP_MEAN: Triple = (0.5, 0.5, 0.5)
+SIGLIP_STD: Triple = (0.5, 0.5, 0.5)
+NORMS: Dict[str, Tuple[Triple, Triple]] = {
+    "imagenet": (IMAGENET_MEAN, IMAGENET_STD),
+    "clip": (CLIP_MEAN, CLIP_STD),
+    "siglip": (SIGLIP_MEAN, SIGLIP_STD),
+}
+
+
+@dataclass(frozen=True)
+class TileResult:
+    """``pixel_values [n_tiles, 3, tile, tile]`` (thumbnail last, if any) and the ``(cols, rows)`` grid."""
+
+    pixel_values: torch.Tensor
+    grid: Grid
+    thumbnail: bool
+
+    @property
+    def n_tiles(self) -> int:
+        """Tiles fed to the model, thumbnail included (what ``<IMG_CONTEXT>`` counts multiply)."""
+        return int(self.pixel_values.shape[0])
+
+
+def _scale_bias(mean: Sequence[float], std: Sequence[float]) -> Tuple[torch.Tensor, torch.Tensor]:
+    """``(x/255 - mean)/std == x*scale + bias``, per channel, computed in float64 then rounded once."""
+    if len(mean) != 3 or len(std) != 3 or any(s == 0 for s in std):
+        raise ValueError(f"mean and std need 3 values each (std non-zero), got mean={mean}, std={std}")
+    m = np.asarray(mean, dtype=np.float64)
+    s = np.asarray(std, dtype=np.float64)
+    scale = torch.from_numpy((1.0 / (255.0 * s)).astype(np.float32)).view(1, 3, 1, 1)
+    bias = torch.from_numpy((-m / s).astype(np.float32)).view(1, 3, 1, 1)
+    return scale, bias
+
+
+def _as_uint8_hwc(img: Image.Image) -> torch.Tensor:
+    arr = np.asarray(img)  # read-only view of PIL's bytes: we only read it
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        return torch.from_numpy(arr)
+
+
+def tile_image(
+    image: Any,
+    *,
+    tile_size: int = 448,
+    min_tiles: int = 1,
+    max_tiles: int = 12,
+    thumbnail: bool = True,
+    norm: Optional[str] = None,
+    mean: Sequence[float] = IMAGENET_MEAN,
+    std: Sequence[float] = IMAGENET_STD,
+    dtype: torch.dtype = torch.float32,
+    max_pixels: Optional[int] = DEFAULT_MAX_PIXELS,
+) -> TileResult:
+    """Tile one image exactly as InternVL's ``dynamic_preprocess`` + transform does.
+
+    ``image``: anything :func:`load_image` accepts.  ``norm`` ("imagenet",
+    "clip", "siglip") overrides ``mean``/``std``.  The thumbnail (the whole image
+    at ``tile_size``) is appended only when the grid has more than one tile.
+    """
+    if norm is not None:
+        try:
+            mean, std = NORMS[norm]
+        except KeyError:
+            raise ValueError(f"unknown norm {norm!r}; known: {', '.join(NORMS)}") from None
+    if tile_size < 1:
+        raise ValueError(f"tile_size must be positive, got {tile_size}")
+    img = load_image(image, max_pixels=max_pixels)
+    cols, rows = pick_grid(img.width, img.height, tile_size=tile_size, min_tiles=min_tiles, max_tiles=max_tiles)
+    n_grid = cols * rows
+    with_thumb = thumbnail and n_grid > 1
+    t = tile_size
+
+    resized = img.resize((t * cols, t * rows), Image.Resampling.BICUBIC)
+    out = torch.empty((n_grid + with_thumb, 3, t, t), dtype=torch.float32)
+    # [rows*t, cols*t, 3] -> [rows, t, cols, t, 3] -> [rows, cols, 3, t, t]: row-major tiles, a view
+    tiles = _as_uint8_hwc(resized).view(rows, t, cols, t, 3).permute(0, 2, 4, 1, 3)
+    out[:n_grid].view(rows, cols, 3, t, t).copy_(tiles)
+    if with_thumb:
+        thumb = img.resize((t, t), Image.Resampling.BICUBIC)
+        out[n_grid].copy_(_as_uint8_hwc(thumb).permute(2, 0, 1))
+    scale, bias = _scale_bias(mean, std)
+    torch.addcmul(bias, out, scale, out=out)  # the one fused normalisation pass
+    if dtype != torch.float32:
+        out = out.to(dtype)
+    return TileResult(out, (cols, rows), with_thumb)
