@@ -33,7 +33,7 @@ class ConvertResult:
     cache_hits: int = 0
     decoded: int = 0
     resumed: int = 0
-    complete: bool = True  # False while other shards are unfinished
+    complete: bool = True  # False while other shards are unfinished (skipped: this shard's only)
     outputs: List[str] = field(default_factory=list)
 
     @property
@@ -43,6 +43,8 @@ class ConvertResult:
 
 def read_sources(inputs: Sequence[PathLike], source: Optional[str] = None, registry=None, **opts) -> List[SourceRow]:
     rows: List[SourceRow] = []
+    if source is None and (opts.get("video_key") or opts.get("summary_key")):
+        source = "table"  # custom column names: the table source, whatever sniffing says
     for path in inputs:
         name, src = pick_source(Path(path), source, registry)
         rows.extend(src.read(Path(path), **{k: v for k, v in opts.items() if v is not None}))
@@ -96,7 +98,10 @@ def run_convert(inputs: Union[PathLike, Sequence[PathLike]], out_dir: PathLike, 
         def on_result(item: Item, rec: dict) -> None:
             log.append(rec)
             previous[item.id] = rec
-            if rec["status"] == "ok":
+            if rec["status"] != "ok":
+                result.skipped.append({"file": item.row.file, "row": item.row.row, "id": item.id,
+                                       "video": item.source, "reason": rec["reason"]})
+            else:
                 result.cache_hits += bool(rec.get("cache_hit"))
                 result.decoded += not rec.get("cache_hit")
 

@@ -1,7 +1,8 @@
 """Decode the sampled frames of one video: decord batch reads, PyAV where decord is missing or fails.
 
-Both paths return upright RGB frames (decord applies the display rotation;
-for PyAV we apply ``VideoFrame.rotation`` ourselves) and each frame's
+Both paths return upright RGB frames: rotated videos go to PyAV, where we
+apply ``VideoFrame.rotation`` ourselves (decord 0.6 mishandles 90/270 degrees,
+returning wrong shapes or failing in ``get_batch``), and each frame's
 presentation time in seconds, so variable-frame-rate videos keep true times.
 """
 from __future__ import annotations
@@ -39,6 +40,8 @@ def decode(path: str, sampling: Sampling, bound: Bound = None, decoder: str = "a
         raise DecodeError("file is not readable (permission denied)")
     errors = []
     order = ["decord", "pyav"] if decoder == "auto" else [decoder]
+    if decoder == "auto" and _rotation(path):
+        order = ["pyav"]  # decord 0.6 mangles 90/270-degree display rotation (wrong shape or garbage)
     for name in order:
         try:
             return (_decode_decord if name == "decord" else _decode_pyav)(path, sampling, bound)
@@ -51,6 +54,21 @@ def decode(path: str, sampling: Sampling, bound: Bound = None, decoder: str = "a
         except Exception as exc:  # decoders raise their own types; keep the first line
             errors.append(f"{name}: {type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''}")
     raise DecodeError("; ".join(errors))
+
+
+def _rotation(path: str) -> int:
+    """Display rotation in degrees from the first frame (0 when unknown or PyAV is missing)."""
+    try:
+        import av
+
+        with av.open(path) as container:
+            if not container.streams.video:
+                return 0
+            for frame in container.decode(container.streams.video[0]):
+                return int(getattr(frame, "rotation", 0) or 0) % 360
+    except Exception:
+        return 0
+    return 0
 
 
 def _unique(indices: List[int]) -> List[int]:

@@ -101,8 +101,11 @@ def build_plan(rows: Sequence[SourceRow], video_root: Optional[Path], options_si
         try:
             if row.video:
                 vpath = _resolve(row.video, bases)
-                if not vpath.is_file():
+                if not vpath.exists():
                     skip("video file not found", str(vpath))
+                    continue
+                if not vpath.is_file():
+                    skip("not a regular file", str(vpath))
                     continue
                 video = str(vpath)
                 sig_inputs = _stat_sig(vpath)
