@@ -31,7 +31,8 @@ def trained(tmp_path_factory, tiny_model, ivl3_home):
         "--model", tiny_model, "--template", "ivl3_video", "--dataset", "ivl3-demo",
         "--split_dataset_ratio", "0", "--tuner_type", "full", "--torch_dtype", "float32",
         "--max_steps", "6", "--learning_rate", "3e-3", "--lr_scheduler_type", "constant", "--warmup_ratio", "0",
-        "--per_device_train_batch_size", "2", "--logging_steps", "1", "--gradient_checkpointing", "false",
+        "--per_device_train_batch_size", "2", "--gradient_accumulation_steps", "1", "--logging_steps", "1",
+        "--gradient_checkpointing", "false",
         "--save_strategy", "steps", "--save_steps", "6", "--eval_strategy", "no",
         "--dataloader_num_workers", "0", "--report_to", "none", "--seed", "0", "--output_dir", out,
     ], cwd=cwd, env=swift_env(IVL3_HOME=ivl3_home))
