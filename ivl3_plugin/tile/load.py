@@ -154,11 +154,11 @@ def load_image(src: Any, *, max_pixels: Optional[int] = DEFAULT_MAX_PIXELS, exif
     if isinstance(src, Image.Image):
         img = src
     elif isinstance(src, np.ndarray):
-        return _from_array(src, label)
+        return to_rgb(_from_array(src, label), label)
     elif isinstance(src, (str, os.PathLike, bytes, bytearray, memoryview)) or hasattr(src, "read"):
         img = _open(src, label, max_pixels)
     elif hasattr(src, "numpy") and callable(src.numpy):  # a CPU tensor, HxWxC
-        return _from_array(src.numpy(), label)
+        return to_rgb(_from_array(src.numpy(), label), label)
     else:
         raise ImageLoadError(f"cannot load an image from {type(src).__name__}: pass a path, bytes, PIL image or array")
     if img.width < 1 or img.height < 1:
