@@ -56,3 +56,12 @@ def summary_pairs():
         preds.append(p)
         refs.append(r)
     return preds, refs
+
+
+def test_fixture_is_deterministic_and_varied():
+    a, b = summary_pairs(), summary_pairs()
+    assert a == b
+    preds, refs = a
+    assert len(preds) == len(refs) >= 50
+    assert sum(len(r) > 1 for r in refs) >= 10  # several items with several references
+    assert sum(p == r[0] for p, r in zip(preds, refs)) < len(preds) // 2  # mostly imperfect predictions

@@ -8,7 +8,7 @@ import pytest
 
 from ivl3_plugin.metric.scoring import score
 from ivl3_plugin.metric.tokenize import coco_tokenize
-from metric_fixture import summary_pairs
+from test_metric_fixture import summary_pairs
 
 TOL = 1e-6
 

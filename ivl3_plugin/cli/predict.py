@@ -1,0 +1,40 @@
+"""``ivl3 predict``: generate summaries for a converted dataset with the real ``swift infer``."""
+from __future__ import annotations
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("predict", help="run `swift infer` on a converted dataset and write ivl3 predictions JSONL")
+    p.add_argument("--model", help="model dir: the checkpoint after a full fine-tune, or the base model for LoRA")
+    p.add_argument("--adapters", nargs="+", help="LoRA checkpoint dir(s) (swift reads the base from args.json)")
+    p.add_argument("--dataset", required=True, help="converted dataset JSONL (e.g. <out>/swift/val.jsonl)")
+    p.add_argument("--out", required=True, help="predictions JSONL to write")
+    p.add_argument("--template", default="ivl3_video")
+    p.add_argument("--max-new-tokens", type=int, default=128)
+    p.add_argument("--max-batch-size", type=int, default=4)
+    p.add_argument("--eval", action="store_true", help="also score the predictions and print the table")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from pathlib import Path
+
+    from ..metric.predict import PredictError, predict
+    from ..metric.predictions import PredictionsError
+    from . import UserError
+
+    if not args.model and not args.adapters:
+        raise UserError("give --model (full fine-tune / base model) and/or --adapters (LoRA checkpoint)")
+    for p in [args.model, *(args.adapters or [])]:
+        if p and not Path(p).is_dir():
+            raise UserError(f"{p}: not a local model/checkpoint directory")
+    try:
+        out = predict(args.model, args.dataset, args.out, adapters=args.adapters, template=args.template,
+                      max_new_tokens=args.max_new_tokens, max_batch_size=args.max_batch_size)
+    except (PredictError, PredictionsError) as exc:
+        raise UserError(str(exc)) from None
+    print(f"wrote {out}")
+    if args.eval:
+        from ..metric.evaluation import evaluate_predictions, format_table
+
+        print(format_table(evaluate_predictions(out)))
+    return 0

@@ -1,0 +1,146 @@
+"""Predictions files: read the shapes people have, write one shape of our own.
+
+Our format (JSONL, one object per line)::
+
+    {"id": "...", "reference": "..." | ["...", ...], "prediction": "...", "frames": ["/abs/000.jpg", ...]}
+
+Also read: ms-swift ``infer --result_path`` / training ``predict.jsonl`` rows
+(``response``, ``labels``, ``messages``, ``videos``/``images``) and the user
+guide's ``evaluation_results.json`` (a JSON list of ``{id, ground_truth,
+prediction, image}``).  Bad rows fail with the file, the row and the field.
+"""
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Iterable, List, Optional, Union
+
+PathLike = Union[str, os.PathLike]
+
+
+class PredictionsError(ValueError):
+    """A predictions file that cannot be read; the message names file, row and field."""
+
+
+@dataclass
+class Prediction:
+    id: str
+    references: List[str]
+    prediction: str
+    frames: List[str] = field(default_factory=list)
+
+    def to_json(self) -> dict:
+        ref = self.references[0] if len(self.references) == 1 else self.references
+        return {"id": self.id, "reference": ref, "prediction": self.prediction, "frames": self.frames}
+
+
+def _strings(value, where: str) -> List[str]:
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return list(value)
+    raise PredictionsError(f"{where}: expected a string or a list of strings, got {type(value).__name__}")
+
+
+def _frames(row: dict) -> List[str]:
+    for key in ("frames", "videos", "images", "image", "video"):
+        value = row.get(key)
+        if not value:
+            continue
+        if isinstance(value, str):
+            return [value]
+        out: List[str] = []
+        for v in value:  # swift: videos = [[frame, frame, ...]] or [video_path]; images = [path | {"path"}]
+            if isinstance(v, list):
+                out.extend(x for x in v if isinstance(x, str))
+            elif isinstance(v, dict) and isinstance(v.get("path"), str):
+                out.append(v["path"])
+            elif isinstance(v, str):
+                out.append(v)
+        return out
+    return []
+
+
+def _reference_from_messages(messages) -> Optional[str]:
+    if isinstance(messages, list):
+        for m in reversed(messages):
+            if isinstance(m, dict) and m.get("role") == "assistant" and isinstance(m.get("content"), str):
+                return m["content"]
+    return None
+
+
+def parse_row(row: dict, where: str, index: int) -> Prediction:
+    if not isinstance(row, dict):
+        raise PredictionsError(f"{where}: expected a JSON object, got {type(row).__name__}")
+    if "prediction" in row:
+        pred = row["prediction"]
+    elif "response" in row:
+        pred = row["response"]
+    else:
+        raise PredictionsError(f"{where}: no prediction (looked for fields 'prediction', 'response')")
+    if pred is None:
+        pred = ""
+    if not isinstance(pred, str):
+        raise PredictionsError(f"{where}, field 'prediction': expected a string, got {type(pred).__name__}")
+    for key in ("reference", "references", "ground_truth", "labels", "summary"):
+        if row.get(key) is not None:
+            refs = _strings(row[key], f"{where}, field {key!r}")
+            break
+    else:
+        ref = _reference_from_messages(row.get("messages"))
+        if ref is None:
+            raise PredictionsError(f"{where}: no reference (looked for 'reference', 'references', "
+                                   "'ground_truth', 'labels', 'summary', an assistant message)")
+        refs = [ref]
+    if not refs:
+        raise PredictionsError(f"{where}: the reference list is empty")
+    item_id = row.get("id", index)
+    return Prediction(str(item_id), refs, pred, _frames(row))
+
+
+def load_predictions(path: PathLike) -> List[Prediction]:
+    """Read any supported predictions file (JSONL or a JSON list)."""
+    path = Path(path)
+    if not path.is_file():
+        raise PredictionsError(f"{path}: no such predictions file")
+    text = path.read_text(encoding="utf-8")
+    stripped = text.lstrip()
+    rows = []
+    if stripped.startswith("["):
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise PredictionsError(f"{path}: not valid JSON ({exc})") from None
+        rows = [(f"{path}, item {i}", r) for i, r in enumerate(data)]
+    else:
+        for n, line in enumerate(text.splitlines(), 1):
+            if not line.strip():
+                continue
+            try:
+                rows.append((f"{path}:{n}", json.loads(line)))
+            except json.JSONDecodeError as exc:
+                raise PredictionsError(f"{path}:{n}: not valid JSON ({exc.msg})") from None
+    if not rows:
+        raise PredictionsError(f"{path}: no predictions in the file")
+    preds = [parse_row(r, where, i) for i, (where, r) in enumerate(rows)]
+    seen = {}
+    for p, (where, _) in zip(preds, rows):
+        if p.id in seen:
+            raise PredictionsError(f"{where}: id {p.id!r} repeats {seen[p.id]}")
+        seen[p.id] = where
+    return preds
+
+
+def write_predictions(preds: Iterable[Prediction], path: PathLike) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", encoding="utf-8") as f:
+        for p in preds:
+            f.write(json.dumps(p.to_json(), ensure_ascii=False) + "\n")
+    return path
+
+
+def as_dicts(preds: Iterable[Prediction]) -> List[dict]:
+    return [asdict(p) for p in preds]

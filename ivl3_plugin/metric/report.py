@@ -1,0 +1,170 @@
+"""``write_report``: one self-contained HTML page to judge a fine-tune by its summaries.
+
+Corpus scores on top (with the change against a baseline, e.g. the model
+before fine-tuning); below, one card per sample: a strip of key frames
+(inlined as base64 JPEG thumbnails, so the file can be mailed), reference(s)
+vs prediction with matched words highlighted, per-sample scores, sortable
+worst-first by any metric and filterable, by a few lines of inline JS.
+"""
+from __future__ import annotations
+
+import base64
+import html
+import io
+import json
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import List, Optional, Sequence, Union
+
+from .evaluation import LABELS, evaluate_predictions, ordered_keys
+from .predictions import Prediction
+from .scoring import PER_ITEM_KEYS, ScoreOptions
+from .tokenize import coco_tokenize
+
+ASSETS = Path(__file__).resolve().parent / "report_assets"
+PRIMARY = "cider"
+HEADLINE_CARDS = ("bleu4", "meteor", "rougeL", "cider")
+
+Source = Union[str, Path, Sequence[Prediction], dict]
+
+
+def thumbnail(path: str, height: int = 96, quality: int = 75) -> Optional[str]:
+    """A ``data:`` URI of a small JPEG of the frame, or None if it cannot be read."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as im:
+            im = im.convert("RGB")
+            w = max(1, round(im.width * height / im.height))
+            im = im.resize((w, height), Image.BILINEAR)
+            buf = io.BytesIO()
+            im.save(buf, format="JPEG", quality=quality)
+    except (OSError, ValueError):
+        return None
+    return "data:image/jpeg;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def key_frames(frames: List[str], k: int) -> List[str]:
+    if len(frames) <= k:
+        return list(frames)
+    return [frames[round(i * (len(frames) - 1) / (k - 1))] for i in range(k)] if k > 1 else frames[:1]
+
+
+def _scored(source: Source, options: Optional[ScoreOptions]) -> dict:
+    if isinstance(source, dict) and "items" in source and "corpus" in source:
+        return source
+    return evaluate_predictions(source, options)
+
+
+def _fmt(v: Optional[float]) -> str:
+    return "–" if v is None else f"{v:.1f}"
+
+
+def _delta(v: Optional[float], b: Optional[float]) -> str:
+    if v is None or b is None:
+        return ""
+    d = v - b
+    cls = "up" if d > 0 else "down" if d < 0 else ""
+    return f'<span class="delta {cls}">{d:+.1f}</span>'
+
+
+def _highlight(prediction: str, references: List[str]) -> str:
+    ref_tokens = {t for r in references for t in coco_tokenize(r)}
+    out = []
+    for word in prediction.split():
+        toks = coco_tokenize(word)
+        cls = "hit" if toks and all(t in ref_tokens for t in toks) else "miss" if toks else ""
+        out.append(f'<span class="{cls}">{html.escape(word)}</span>' if cls else html.escape(word))
+    return " ".join(out) or '<span class="miss">(empty)</span>'
+
+
+def _cards(corpus: dict, base: Optional[dict]) -> str:
+    cards = []
+    for k in HEADLINE_CARDS:
+        if k in corpus:
+            d = _delta(corpus[k], base.get(k)) if base else ""
+            cards.append(f'<div class="card" data-metric="{k}"><div class="name">{LABELS[k]}</div>'
+                         f'<div class="value">{corpus[k]:.1f}{d}</div></div>')
+    rest = [k for k in ordered_keys(corpus) if k not in HEADLINE_CARDS]
+    head = "".join(f"<th>{html.escape(LABELS.get(k, k))}</th>" for k in rest)
+    row = "".join(f'<td data-metric="{k}">{corpus[k]:.1f}{_delta(corpus[k], base.get(k)) if base else ""}</td>'
+                  for k in rest)
+    return f'<div class="cards" id="corpus">{"".join(cards)}</div><table class="more"><tr>{head}</tr><tr>{row}</tr></table>'
+
+
+def _item_html(idx: int, item: dict, base_item: Optional[dict], max_frames: int) -> str:
+    chips = []
+    for k in PER_ITEM_KEYS:
+        if k in item["scores"]:
+            b = base_item["scores"].get(k) if base_item else None
+            chips.append(f'<span class="chip" data-metric="{k}">{LABELS[k]} {_fmt(item["scores"][k])}'
+                         f'{_delta(item["scores"][k], b)}</span>')
+    frames = []
+    for f in key_frames(item.get("frames") or [], max_frames):
+        uri = thumbnail(f)
+        frames.append(f'<img class="frame" alt="{html.escape(Path(f).name)}" src="{uri}">' if uri else
+                      f'<div class="missing" title="{html.escape(f)}">frame missing</div>')
+    refs = "".join(f'<div class="ref">{html.escape(r)}</div>' for r in item["references"])
+    rows = [f'<div class="label">reference{"s" if len(item["references"]) > 1 else ""}</div><div>{refs}</div>',
+            f'<div class="label">prediction</div><div class="pred">{_highlight(item["prediction"], item["references"])}</div>']
+    if base_item is not None:
+        rows.append(f'<div class="label">baseline</div><div class="pred baseline">'
+                    f'{_highlight(base_item["prediction"], base_item["references"])}</div>')
+    return (f'<article class="item" data-idx="{idx}" data-id="{html.escape(item["id"])}">'
+            f'<div class="head"><span class="id">{html.escape(item["id"])}</span>'
+            f'<span class="chips">{"".join(chips)}</span></div>'
+            f'<div class="frames">{"".join(frames)}</div><div class="texts">{"".join(rows)}</div></article>')
+
+
+def render_report(result: dict, baseline: Optional[dict] = None, title: str = "ivl3 summary report",
+                  max_frames: int = 6) -> str:
+    base_by_id = {it["id"]: it for it in baseline["items"]} if baseline else {}
+    items = result["items"]
+    primary = PRIMARY if items and PRIMARY in items[0]["scores"] else "rougeL"
+    data = {"primary": primary, "items": []}
+    for it in items:
+        b = base_by_id.get(it["id"])
+        data["items"].append({"id": it["id"], "scores": it["scores"],
+                              "delta": (it["scores"][primary] - b["scores"][primary]) if b else None})
+    # worst first by the primary metric even before the script runs
+    order = sorted(range(len(items)), key=lambda i: (items[i]["scores"].get(primary, 0.0), i))
+    sort_keys = [k for k in PER_ITEM_KEYS if items and k in items[0]["scores"]] + (["delta"] if baseline else [])
+    buttons = "".join(f'<button data-sort="{k}">{"Δ " + LABELS[primary] if k == "delta" else LABELS[k]}'
+                      f' <span class="dir"></span></button>' for k in sort_keys)
+    sub = [f"{result['num_items']} samples", f"scores ×100, tokenize={result['options']['tokenize']}"]
+    if result.get("source"):
+        sub.insert(0, html.escape(str(result["source"])))
+    if baseline:
+        sub.append(f"baseline: {html.escape(str(baseline.get('source') or 'given'))} "
+                   f"({len(base_by_id)} samples, {sum(1 for it in items if it['id'] in base_by_id)} matched)")
+    sub.append(datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"))
+    notes = "".join(f"<div>{html.escape(n)}</div>" for n in result.get("notes", []))
+    payload = json.dumps(data).replace("</", "<\\/")
+    body = "".join(_item_html(i, items[i], base_by_id.get(items[i]["id"]), max_frames) for i in order)
+    return f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{html.escape(title)}</title><style>{(ASSETS / "report.css").read_text()}</style></head>
+<body data-sort-key="{primary}" data-sort-dir="asc">
+<header><h1>{html.escape(title)}</h1><div class="sub">{" · ".join(sub)}</div></header>
+{_cards(result["corpus"], baseline["corpus"] if baseline else None)}
+<div class="notes">{notes}</div>
+<div class="controls"><span class="sub">sort:</span>{buttons}
+<input id="filter" type="search" placeholder="filter by id or text"></div>
+<main id="items">{body}</main>
+<script type="application/json" id="ivl3-data">{payload}</script>
+<script>{(ASSETS / "report.js").read_text()}</script>
+</body></html>
+"""
+
+
+def write_report(predictions: Source, out_html: Union[str, Path], baseline: Optional[Source] = None,
+                 options: Optional[ScoreOptions] = None, title: str = "ivl3 summary report",
+                 max_frames: int = 6) -> Path:
+    """Score ``predictions`` (a file, a list of :class:`Prediction`, or ``evaluate_predictions`` output)
+    and write the HTML page; ``baseline`` adds a before/after comparison matched by id."""
+    result = _scored(predictions, options)
+    base = _scored(baseline, options) if baseline is not None else None
+    out = Path(out_html)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(render_report(result, base, title, max_frames), encoding="utf-8")
+    return out
