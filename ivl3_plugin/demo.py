@@ -104,7 +104,7 @@ def run_demo(s: DemoSettings, log=print) -> DemoResult:
     from .convert import convert
     from .metric.predict import predict
     from .metric.report import write_report
-    from .metric.scoring import score_file
+    from .metric.evaluation import evaluate_predictions
     from .tiny import ensure_tiny_model
 
     s.out_dir.mkdir(parents=True, exist_ok=True)
@@ -124,7 +124,7 @@ def run_demo(s: DemoSettings, log=print) -> DemoResult:
 
     clock = time.time()
     before_preds = predict(model_dir, val, s.out_dir / "predictions-before.jsonl", max_new_tokens=s.max_new_tokens)
-    before = score_file(before_preds)
+    before = evaluate_predictions(before_preds)["corpus"]
     t["predict_before"] = time.time() - clock
     log(f"[3/5] untrained model scored on {val}")
 
@@ -141,7 +141,7 @@ def run_demo(s: DemoSettings, log=print) -> DemoResult:
 
     clock = time.time()
     after_preds = predict(trained, val, s.out_dir / "predictions-after.jsonl", max_new_tokens=s.max_new_tokens)
-    after = score_file(after_preds)
+    after = evaluate_predictions(after_preds)["corpus"]
     report = write_report(after_preds, s.out_dir / "report.html", baseline=before_preds)
     t["predict_after"] = time.time() - clock
     log(f"[5/5] trained model scored; report: {report}")

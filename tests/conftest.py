@@ -48,13 +48,16 @@ def swift_env(**extra) -> dict:
     return env
 
 
+TRAINING_COMMANDS = {"sft", "pt", "rlhf"}
+
+
 def run_swift(subcommand: str, args: list, cwd: Path, env: dict | None = None, timeout: int = 900):
     """Run the real ``swift`` console script as a subprocess (argv list, never a shell string)."""
     exe = shutil.which("swift", path=str(VENV_BIN)) or shutil.which("swift")
     assert exe, "the swift CLI is not installed (pip install 'ivl3-plugin[swift]')"
     argv = [exe, subcommand, *[str(a) for a in args]]
-    if "--check_model" not in argv:
-        argv += ["--check_model", "false"]
+    if subcommand in TRAINING_COMMANDS and "--check_model" not in argv:
+        argv += ["--check_model", "false"]  # skips ~7 s of hub retries; `swift infer` has no such flag
     proc = subprocess.run(argv, cwd=cwd, env=env or swift_env(), capture_output=True, text=True, timeout=timeout)
     return proc
 
