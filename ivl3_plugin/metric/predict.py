@@ -48,7 +48,7 @@ def infer_argv(model_dir: Optional[PathLike], dataset_jsonl: PathLike, result_pa
     argv += ["--template", template, "--val_dataset", str(dataset_jsonl),
              "--custom_register_path", "ivl3_plugin", "--result_path", str(result_path),
              "--max_new_tokens", str(max_new_tokens), "--temperature", "0",
-             "--max_batch_size", str(max_batch_size), "--check_model", "false", *map(str, extra_args)]
+             "--max_batch_size", str(max_batch_size), *map(str, extra_args)]
     return argv
 
 
