@@ -1,0 +1,118 @@
+#!/usr/bin/env python3
+"""Tiling throughput: ``ivl3_plugin.tile.tile_image`` vs ms-swift's ``transform_image``, same images, one run.
+
+A fixed, seeded mix of image shapes (photos, screenshots, tall documents, a
+panorama, small video frames) is built once as in-memory RGB PIL images, so
+both sides do the same work: grid choice, bicubic resize, tiles, thumbnail,
+ImageNet normalisation to float32 ``[n, 3, 448, 448]``.  Each side gets the
+same number of passes, interleaved (ours, theirs, ours, ...) so machine load
+hits both alike; the best pass counts.  Every output pair is also compared
+(max abs difference) so speed is never bought with different pixels.
+``--files`` writes the images as JPEGs first and times decode + tiling from a
+path (ms-swift's ``load_image`` + ``transform_image`` vs ``tile_image(path)``).
+
+CPU:  python benchmarks/tiling.py                    (default: 24 images, 3 passes)
+Fast: python benchmarks/tiling.py --images 8 --passes 1
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+# (width, height): the shape mix; repeated with new pixels up to --images
+SHAPES = [(1920, 1080), (1280, 720), (640, 480), (1024, 1024), (3024, 4032), (800, 2400),
+          (4000, 600), (448, 448), (300, 200), (96, 96), (1600, 900), (720, 1280)]
+
+
+def make_images(n, seed=0):
+    rng = np.random.default_rng(seed)
+    images = []
+    for k in range(n):
+        w, h = SHAPES[k % len(SHAPES)]
+        # smooth content plus noise: photo-like, and not compressible to nothing when written as JPEG
+        yy, xx = np.mgrid[0:h, 0:w]
+        base = np.stack([(xx * 255 // max(w - 1, 1)), (yy * 255 // max(h - 1, 1)), ((xx + yy) % 256)], -1)
+        noise = rng.integers(-20, 21, (h, w, 3))
+        images.append(Image.fromarray(np.clip(base + noise, 0, 255).astype(np.uint8)))
+    return images
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--images", type=int, default=24)
+    ap.add_argument("--passes", type=int, default=3)
+    ap.add_argument("--max-tiles", type=int, default=12)
+    ap.add_argument("--threads", type=int, default=0, help="torch intra-op threads (0: leave torch's default)")
+    ap.add_argument("--files", action="store_true", help="time decode from JPEG paths too")
+    ap.add_argument("--json", type=Path, help="also write the figures here")
+    args = ap.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+
+    from swift.template.vision_utils import load_image as swift_load_image
+    from swift.template.vision_utils import transform_image
+
+    from ivl3_plugin.tile import tile_image
+
+    images = make_images(args.images)
+    tmp = None
+    if args.files:
+        tmp = tempfile.TemporaryDirectory()
+        inputs = []
+        for k, img in enumerate(images):
+            path = os.path.join(tmp.name, f"img{k}.jpg")
+            img.save(path, quality=90)
+            inputs.append(path)
+        ours_fn = lambda src: tile_image(src, max_tiles=args.max_tiles).pixel_values  # noqa: E731
+        theirs_fn = lambda src: transform_image(swift_load_image(src), 448, args.max_tiles)  # noqa: E731
+    else:
+        inputs = images
+        ours_fn = lambda img: tile_image(img, max_tiles=args.max_tiles).pixel_values  # noqa: E731
+        theirs_fn = lambda img: transform_image(img, 448, args.max_tiles)  # noqa: E731
+
+    # parity first (also warms both code paths up)
+    max_diff, tiles = 0.0, 0
+    for src in inputs:
+        a, b = ours_fn(src), theirs_fn(src)
+        assert a.shape == b.shape, (a.shape, b.shape)
+        max_diff = max(max_diff, float((a - b).abs().max()))
+        tiles += a.shape[0]
+
+    best = {"ours": float("inf"), "ms-swift": float("inf")}
+    for _ in range(args.passes):
+        for name, fn in (("ours", ours_fn), ("ms-swift", theirs_fn)):
+            t0 = time.perf_counter()
+            for src in inputs:
+                fn(src)
+            best[name] = min(best[name], time.perf_counter() - t0)
+
+    n = len(inputs)
+    ours_ips, theirs_ips = n / best["ours"], n / best["ms-swift"]
+    print(f"tiling {n} images ({tiles} tiles of 448x448, max_tiles={args.max_tiles}, "
+          f"{'from JPEG files' if args.files else 'in-memory PIL'}), best of {args.passes} passes, "
+          f"torch threads={torch.get_num_threads()}, {platform.processor() or platform.machine()}")
+    print(f"  ours (ivl3_plugin.tile)        {ours_ips:8.2f} images/s  {tiles / best['ours']:8.1f} tiles/s")
+    print(f"  ms-swift transform_image       {theirs_ips:8.2f} images/s  {tiles / best['ms-swift']:8.1f} tiles/s")
+    print(f"  ratio ours/ms-swift            {ours_ips / theirs_ips:8.2f}x")
+    print(f"  max abs pixel difference       {max_diff:.2e}")
+    if args.json:
+        args.json.write_text(json.dumps({"images": n, "tiles": tiles, "files": args.files, "ours_images_s": ours_ips,
+                                         "swift_images_s": theirs_ips, "ratio": ours_ips / theirs_ips,
+                                         "max_abs_diff": max_diff, "threads": torch.get_num_threads()}, indent=2))
+    if tmp is not None:
+        tmp.cleanup()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
