@@ -1,0 +1,185 @@
+"""Predicted peak GPU memory per rank for one training setup, broken down by cause.
+
+The model follows what ms-swift 4.6 actually runs (checked in its sources):
+bf16 weights; without DeepSpeed (``zero=0``) the torch AdamW keeps its two
+states in the parameter dtype; with DeepSpeed ZeRO the optimizer keeps fp32
+master weights plus two fp32 states (12 bytes per trainable parameter),
+partitioned over ranks from stage 1, gradients partitioned from stage 2 and
+weights from stage 3; gradient checkpointing on the LLM keeps one hidden
+state per layer; logits are computed only for the answer tokens
+(``use_logits_to_keep``, on by default with transformers 5); the frozen
+vision tower runs without storing activations.  ``benchmarks/recipe_memory.py``
+measures the same setups on GPUs and prints the ratio to these figures.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Dict
+
+from .arch import TILE_TOKENS, ModelArch
+
+GIB = 1024 ** 3
+BF16 = 2
+FP32 = 4
+ZERO_STAGES = (0, 1, 2, 3)
+DS_REDUCE_BUCKET = 2e8  # elements: ms-swift's zero1/zero2.json reduce_bucket_size
+
+
+@dataclass(frozen=True)
+class TrainSetup:
+    """What decides memory: tuner, ZeRO stage, parallelism and the shape of one sample."""
+
+    tuner: str = "lora"  # "full" or "lora"
+    zero: int = 0  # 0 = no DeepSpeed (torch AdamW, DDP when several GPUs)
+    offload: bool = False  # ZeRO optimizer (and, at stage 3, parameter) offload to CPU
+    world: int = 1  # GPUs in total (GPUs per node x nodes)
+    micro_batch: int = 1
+    frames: int = 16
+    tiles_per_frame: int = 1
+    text_tokens: int = 256  # prompt + answer tokens besides the image tokens
+    label_tokens: int = 128  # answer tokens: the only ones with logits
+    max_length: int = 0  # 0: no cap
+    grad_checkpointing: bool = True
+    lora_rank: int = 16
+    lora_dropout: float = 0.05
+    train_projector: bool = None  # default: True for full (official freeze_mlp False), False for LoRA
+    train_vit: bool = False
+
+    def __post_init__(self):
+        if self.tuner not in ("full", "lora"):
+            raise ValueError(f"tuner: expected 'full' or 'lora', got {self.tuner!r}")
+        if self.zero not in ZERO_STAGES:
+            raise ValueError(f"zero: expected one of {ZERO_STAGES}, got {self.zero!r}")
+        if self.offload and self.zero < 2:
+            raise ValueError("offload: ZeRO offload needs zero stage 2 or 3")
+        for name in ("world", "micro_batch", "frames", "tiles_per_frame"):
+            if int(getattr(self, name)) < 1:
+                raise ValueError(f"{name}: must be at least 1, got {getattr(self, name)!r}")
+        if self.train_projector is None:
+            object.__setattr__(self, "train_projector", self.tuner == "full")
+
+    @property
+    def image_tokens(self) -> int:
+        return self.frames * self.tiles_per_frame * TILE_TOKENS
+
+    @property
+    def seq_len(self) -> int:
+        n = self.image_tokens + self.text_tokens
+        return min(n, self.max_length) if self.max_length else n
+
+
+@dataclass
+class MemoryEstimate:
+    """Bytes per GPU at the peak; ``total`` is what ``torch.cuda.max_memory_allocated`` should show."""
+
+    weights: float  # LLM + projector (+ LoRA adapters)
+    vision_tower: float  # ViT weights + its forward working set
+    gradients: float
+    optimizer: float
+    activations: float  # with the chosen checkpointing setting
+    activations_other: float  # the same with checkpointing flipped (for comparison)
+    logits: float
+    step_transient: float  # fp32 gradient partition DeepSpeed builds at optimizer.step()
+    buffers: float  # communication buckets, ZeRO-3 gathered parameters
+    total: float
+    trainable_params: int
+    seq_len: int
+    notes: Dict[str, str] = field(default_factory=dict)
+
+    def gib(self) -> Dict[str, float]:
+        return {k: (v / GIB if isinstance(v, float) else v) for k, v in asdict(self).items()
+                if k not in ("trainable_params", "seq_len", "notes")}
+
+
+def trainable_params(arch: ModelArch, setup: TrainSetup) -> int:
+    n = arch.text.lora_params(setup.lora_rank) if setup.tuner == "lora" else arch.text.params()
+    if setup.train_projector:
+        n += arch.projector_params()
+    if setup.train_vit:
+        n += arch.vision.params()
+    return n
+
+
+def layer_activation_bytes(arch: ModelArch, setup: TrainSetup, deepspeed: bool) -> float:
+    """Bytes per token one decoder layer keeps for backward (bf16, SDPA attention, SwiGLU MLP)."""
+    t = arch.text
+    h, q, kv, f = t.hidden, t.q_width, t.kv_width, t.ffn
+    # RMSNorm: fp32 input + bf16 pre-scale + bf16 output, twice; q, k, v after RoPE; attention output;
+    # MLP gate, SiLU, up and product.
+    per_token = 2 * (FP32 * h + 2 * BF16 * h) + BF16 * (2 * q + 2 * kv) + 4 * BF16 * f
+    if setup.tuner == "lora" and setup.lora_rank:
+        # peft casts each LoRA input to the adapter dtype (fp32 unless DeepSpeed cast the model to bf16)
+        # and applies its own dropout (mask byte) before lora_A: per linear, per input feature.
+        dtype = BF16 if deepspeed else FP32
+        per_elem = dtype + (1 if setup.lora_dropout else 0)
+        per_token += per_elem * sum(i for i, _ in t.linear_shapes())
+    return float(per_token)
+
+
+def estimate(arch: ModelArch, setup: TrainSetup) -> MemoryEstimate:
+    """Predicted peak bytes per GPU for ``arch`` trained as ``setup``."""
+    t, v = arch.text, arch.vision
+    n = setup.world
+    ds = setup.zero > 0
+    p = arch.params()
+    p_train = trainable_params(arch, setup)
+    lora = setup.tuner == "lora"
+    p_adapter = t.lora_params(setup.lora_rank) if lora else 0
+    adapter_bytes = BF16 if ds else FP32  # DeepSpeed casts the whole module to bf16
+    shard = n if setup.zero == 3 else 1
+    if setup.zero == 3 and setup.offload:
+        shard = float("inf")  # offload_param: partitions live in CPU memory, only gathered modules on the GPU
+
+    weights = (BF16 * (p["llm"] + p["projector"]) + adapter_bytes * p_adapter) / shard
+    tokens = setup.micro_batch * setup.seq_len
+    vit_tokens = setup.micro_batch * setup.frames * setup.tiles_per_frame * v.tokens_per_tile
+    vit_work = vit_tokens * BF16 * (6 * v.hidden + 2 * v.ffn) + vit_tokens * BF16 * 2 * v.hidden
+    if setup.train_vit:
+        vit_work += v.layers * vit_tokens * BF16 * (8 * v.hidden + 2 * v.ffn)
+    vision = BF16 * p["vision"] / shard + vit_work
+
+    # Gradients: one per trainable parameter in its own dtype (bf16; fp32 adapters without DeepSpeed).
+    grad_bytes = (p_train - p_adapter) * BF16 + p_adapter * adapter_bytes
+    notes = {}
+    if setup.zero == 0:
+        gradients = grad_bytes * (2 if n > 1 else 1)  # DDP keeps a bucket copy of every gradient
+        if n > 1:
+            notes["gradients"] = "DDP bucket copy doubles gradients"
+        optimizer = 2 * grad_bytes  # torch AdamW: exp_avg and exp_avg_sq in the parameter dtype
+        step = 0.0
+    else:
+        part = n if setup.zero >= 2 else 1
+        gradients = grad_bytes / part
+        optimizer = 0.0 if setup.offload else 3 * FP32 * p_train / n
+        step = 0.0 if setup.offload else FP32 * p_train / n
+
+    buffers = 0.0
+    if setup.zero in (1, 2):
+        buffers += BF16 * min(DS_REDUCE_BUCKET, p_train)
+    if setup.zero == 3:
+        biggest = max(t.embed_params(), max(i * o for i, o in t.linear_shapes()))
+        buffers += BF16 * (biggest + 0.9 * t.hidden ** 2)  # gathered module + prefetch bucket
+        buffers += BF16 * min(t.hidden ** 2, p_train)  # reduce bucket ("auto" = hidden^2)
+
+    layer = layer_activation_bytes(arch, setup, ds)
+    stored_ckpt = t.layers * BF16 * t.hidden + layer  # layer inputs + one layer recomputed
+    stored_full = t.layers * layer
+    work = BF16 * (2 * t.hidden + 2 * t.ffn) + FP32 * t.hidden * 2  # gradients flowing through a layer + final norm
+    act_ckpt = tokens * (stored_ckpt + work) + tokens * BF16 * t.hidden * 2  # + embeddings and merged inputs
+    act_full = tokens * (stored_full + work) + tokens * BF16 * t.hidden * 2
+    if setup.train_projector:
+        img = setup.micro_batch * setup.image_tokens
+        extra = img * BF16 * (4 * v.hidden * 2 + 2 * t.hidden)
+        act_ckpt += extra
+        act_full += extra
+    activations, other = (act_ckpt, act_full) if setup.grad_checkpointing else (act_full, act_ckpt)
+    # Logits for answer tokens only: bf16 logits, fp32 copy and log-softmax, fp32 gradients in backward.
+    logits = setup.micro_batch * min(setup.label_tokens + 1, setup.seq_len) * t.vocab * (BF16 + 3 * FP32)
+
+    total = weights + vision + gradients + optimizer + buffers + max(activations + logits, step)
+    return MemoryEstimate(
+        weights=float(weights), vision_tower=float(vision), gradients=float(gradients), optimizer=float(optimizer),
+        activations=float(activations), activations_other=float(other), logits=float(logits),
+        step_transient=float(step), buffers=float(buffers), total=float(total),
+        trainable_params=int(p_train), seq_len=setup.seq_len, notes=notes,
+    )
