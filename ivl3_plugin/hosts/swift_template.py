@@ -22,13 +22,11 @@ from swift.template.templates.utils import ChatmlTemplateMeta
 from swift.template.utils import findall
 
 from ..template.errors import BudgetError, TemplateInputError
-from ..template.spec import TemplateSpec
+from ..template.spec import INTERNVL3_SYSTEM, TemplateSpec
 from ..template.media import SampleMedia
 
 log = logging.getLogger("ivl3_plugin.template")
 
-INTERNVL3_SYSTEM = ("你是书生·万象，英文名是InternVL，是由上海人工智能实验室、清华大学及多家合作单位联合开发的"
-                    "多模态大语言模型。")
 IMAGE_SLOT, FRAME_SLOT = -100, -200
 
 

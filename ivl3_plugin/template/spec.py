@@ -6,6 +6,10 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Optional
 
+# InternVL3's own default system prompt (its ``internvl2_5`` conversation); used for both checkpoint formats.
+INTERNVL3_SYSTEM = ("你是书生·万象，英文名是InternVL，是由上海人工智能实验室、清华大学及多家合作单位联合开发的"
+                    "多模态大语言模型。")
+
 # Settings a user may change per run without writing a plugin: IVL3_<FIELD> in the environment
 # (ms-swift passes the environment on to every rank and dataset worker).
 ENV_FIELDS = {"prompt": str, "system": str, "timestamps": bool, "max_tiles_per_frame": int,

@@ -1,0 +1,408 @@
+"""Training throughput: our ``ivl3_video`` template on converted frames vs ms-swift's native template on raw videos.
+
+One run, side by side: for each config (InternVL3-1B LoRA, 1B full, 8B LoRA; random init at the
+real sizes, frozen ViT, 16-frame videos of 448x448) it trains
+
+* ``native``: ms-swift's own template (``internvl_hf``) reading the raw mp4s, with ms-swift's
+  InternVL3 example settings (micro-batch 1, gradient accumulation, 4 dataloader workers);
+* ``ours``: ``--template ivl3_video`` on the same videos converted to frames by ``ivl3 convert``,
+  with our recipe defaults (larger micro-batch, more dataloader workers, same global batch),
+
+each as its own ``python -m swift.cli.main sft`` process for a fixed number of optimizer steps,
+and prints samples/s, tokens/s, MFU and peak GPU memory with ours/native ratios; JSON to ``--out``.
+Timing comes from a trainer callback (this same file, passed to swift as an external plugin)
+that synchronises the GPU at every optimizer step; the first ``--warmup`` steps are not counted.
+
+GPU (one H200, ~6-8 min):  python3 benchmarks/gpu_train.py --out $OUT/gpu_train.json
+CPU proof at toy size:     python benchmarks/gpu_train.py --device cpu --tiny --out /tmp/gpu_train.json
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+CALLBACK = "ivl3_bench_timer"
+H200_BF16_TFLOPS = 989.0  # dense bf16 peak (NVIDIA H200 SXM datasheet)
+
+# Real InternVL3 shapes (design.md): vision InternViT-300M; LLM Qwen2.5-0.5B / -7B.
+VIT_300M = dict(hidden_size=1024, num_hidden_layers=24, num_attention_heads=16, intermediate_size=4096)
+ARCHS = {
+    "1b": dict(vision=VIT_300M, text=dict(hidden_size=896, num_hidden_layers=24, num_attention_heads=14,
+                                          num_key_value_heads=2, intermediate_size=4864, tie_word_embeddings=True)),
+    "8b": dict(vision=VIT_300M, text=dict(hidden_size=3584, num_hidden_layers=28, num_attention_heads=28,
+                                          num_key_value_heads=4, intermediate_size=18944, tie_word_embeddings=False)),
+    "tiny": dict(vision=dict(hidden_size=64, num_hidden_layers=2, num_attention_heads=4, intermediate_size=256),
+                 text=dict(hidden_size=64, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
+                           intermediate_size=256, tie_word_embeddings=True)),
+}
+QWEN_VOCAB = 151674
+# config name -> (arch, tuner, our micro-batch)
+CONFIGS = {"1b-lora": ("1b", "lora", 4), "1b-full": ("1b", "full", 4), "8b-lora": ("8b", "lora", 2),
+           "8b-full": ("8b", "full", 2), "tiny-lora": ("tiny", "lora", 2), "tiny-full": ("tiny", "full", 2)}
+
+
+# ----------------------------------------------------------------------------- callback (runs inside swift)
+def _register_timer_callback() -> None:
+    """Imported by swift via ``--external_plugins``: time each optimizer step, count samples/tokens."""
+    import torch
+    from swift.callbacks import callbacks_map
+    from swift.callbacks.base import TrainerCallback
+
+    class BenchTimer(TrainerCallback):
+        def __init__(self, args, trainer):
+            super().__init__(args, trainer)
+            self.marks, self.samples, self.tokens = [], [0], [0]
+            original = trainer.training_step
+
+            def counted(model, inputs, *a, **k):
+                ids = inputs["input_ids"]
+                mask = inputs.get("attention_mask")
+                self.samples[-1] += int(ids.shape[0]) if mask is not None or "position_ids" not in inputs \
+                    else int((inputs["position_ids"] == 0).sum())
+                self.tokens[-1] += int(mask.sum()) if mask is not None else int(ids.numel())
+                return original(model, inputs, *a, **k)
+
+            trainer.training_step = counted
+
+        def _sync(self):
+            if torch.cuda.is_available():
+                torch.cuda.synchronize()
+            return time.perf_counter()
+
+        def on_train_begin(self, args, state, control, **kw):
+            if torch.cuda.is_available():
+                torch.cuda.reset_peak_memory_stats()
+            self.marks = [self._sync()]
+
+        def on_step_end(self, args, state, control, **kw):
+            self.marks.append(self._sync())
+            self.samples.append(0)
+            self.tokens.append(0)
+
+        def on_train_end(self, args, state, control, **kw):
+            out = os.environ.get("IVL3_BENCH_OUT")
+            if not out:
+                return
+            cuda = torch.cuda.is_available()
+            Path(out).write_text(json.dumps({
+                "step_ends": self.marks, "samples": self.samples[:-1], "tokens": self.tokens[:-1],
+                "peak_alloc_gib": torch.cuda.max_memory_allocated() / 2 ** 30 if cuda else None,
+                "peak_reserved_gib": torch.cuda.max_memory_reserved() / 2 ** 30 if cuda else None,
+            }))
+
+    callbacks_map[CALLBACK] = BenchTimer
+
+
+# ----------------------------------------------------------------------------- inputs: model dirs, videos
+def build_model(arch: str, out: Path, device: str) -> Path:
+    """Random-init transformers-native InternVL3 at the real sizes (tokenizer: the tiny one, real vocab size)."""
+    if (out / "config.json").exists():
+        return out
+    import torch
+    from transformers import InternVLConfig, InternVLForConditionalGeneration, InternVLProcessor
+
+    try:
+        from transformers import GotOcr2ImageProcessorPil as GotOcr2ImageProcessor
+    except ImportError:  # older transformers 5.x
+        from transformers import GotOcr2ImageProcessor
+
+    from ivl3_plugin.tiny.model import CHAT_TEMPLATE, demo_text
+    from ivl3_plugin.tiny.tokenizer import build_tokenizer
+
+    tok = build_tokenizer(demo_text())
+    a = ARCHS[arch]
+    vocab = len(tok) if arch == "tiny" else QWEN_VOCAB
+    config = InternVLConfig(
+        vision_config=dict(a["vision"], image_size=[448, 448], patch_size=[14, 14]),
+        text_config=dict(a["text"], model_type="qwen2", vocab_size=vocab, max_position_embeddings=32768,
+                         bos_token_id=tok.convert_tokens_to_ids("<|endoftext|>"),
+                         eos_token_id=tok.convert_tokens_to_ids("<|im_end|>")),
+        image_token_id=tok.convert_tokens_to_ids("<IMG_CONTEXT>"), image_seq_length=256, downsample_ratio=0.5)
+    config.architectures = ["InternVLForConditionalGeneration"]
+    torch.manual_seed(0)
+    dev = "cuda" if device == "cuda" else "cpu"
+    dtype = torch.float32 if arch == "tiny" else torch.bfloat16
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(dtype)  # build 8B directly in bf16 (no 32 GB fp32 detour)
+    try:
+        with torch.device(dev):
+            model = InternVLForConditionalGeneration(config)
+    finally:
+        torch.set_default_dtype(previous)
+    model.generation_config.eos_token_id = config.text_config.eos_token_id
+    model.generation_config.pad_token_id = tok.pad_token_id
+    out.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(out)
+    del model
+    if dev == "cuda":
+        torch.cuda.empty_cache()
+    norm = dict(image_mean=[0.485, 0.456, 0.406], image_std=[0.229, 0.224, 0.225])
+    kwargs = {}
+    try:
+        from transformers import InternVLVideoProcessor
+
+        kwargs["video_processor"] = InternVLVideoProcessor(size={"height": 448, "width": 448}, **norm)
+    except Exception:
+        pass
+    InternVLProcessor(image_processor=GotOcr2ImageProcessor(size={"height": 448, "width": 448},
+                                                               crop_to_patches=False, do_convert_rgb=True, **norm),
+                      tokenizer=tok, image_seq_length=256, chat_template=CHAT_TEMPLATE, **kwargs).save_pretrained(out)
+    tok.save_pretrained(out)
+    return out
+
+
+def write_video(path: Path, frames: int, size: int, seed: int) -> None:
+    """A synthetic clip: a coloured square crossing a noisy background (PyAV, else OpenCV)."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    base = rng.integers(0, 255, (size, size, 3), dtype=np.uint8)
+    colour = rng.integers(0, 255, 3, dtype=np.uint8)
+    imgs = []
+    for t in range(frames):
+        img = base.copy()
+        x = int((size - size // 4) * t / max(1, frames - 1))
+        img[size // 3: size // 3 + size // 4, x: x + size // 4] = colour
+        imgs.append(img)
+    try:
+        import av
+
+        with av.open(str(path), "w") as box:
+            st = box.add_stream("libx264" if "libx264" in av.codecs_available else "mpeg4", rate=8)
+            st.width = st.height = size
+            st.pix_fmt = "yuv420p"
+            for img in imgs:
+                box.mux(st.encode(av.VideoFrame.from_ndarray(img, format="rgb24")))
+            box.mux(st.encode())
+    except ImportError:
+        import cv2
+
+        w = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 8, (size, size))
+        for img in imgs:
+            w.write(img[:, :, ::-1])
+        w.release()
+
+
+def make_data(work: Path, n_videos: int, frames: int, size: int) -> dict:
+    """Raw videos + annotations (native rows) and the same videos converted (our rows)."""
+    vids = work / "videos"
+    vids.mkdir(parents=True, exist_ok=True)
+    ann, native = [], []
+    for i in range(n_videos):
+        p = vids / f"clip{i:03d}.mp4"
+        if not p.exists():
+            write_video(p, frames, size, seed=i)
+        summary = f"A coloured square moves from left to right in clip {i}."
+        ann.append({"id": f"clip{i:03d}", "video": str(p), "summary": summary})
+    (work / "annotations.jsonl").write_text("".join(json.dumps(r) + "\n" for r in ann))
+    from ivl3_plugin.convert import convert
+    from ivl3_plugin.template.prompts import render_instruction
+
+    conv = work / "converted"
+    try:
+        convert(work / "annotations.jsonl", conv, num_frames=frames, val_fraction=0.0, formats=["swift"])
+    except TypeError:  # older converter signature
+        convert(work / "annotations.jsonl", conv, num_frames=frames, val_fraction=0.0)
+    ours = conv / "swift" / "train.jsonl"
+    instruction = render_instruction("concise")
+    for r in ann:  # ms-swift's own format: the raw file, the same instruction and answer
+        native.append({"messages": [{"role": "user", "content": "<video>" + instruction},
+                                    {"role": "assistant", "content": r["summary"]}], "videos": [r["video"]]})
+    (work / "native.jsonl").write_text("".join(json.dumps(r) + "\n" for r in native))
+    n_ours = sum(1 for line in ours.read_text().splitlines() if line.strip())
+    if n_ours != n_videos:
+        raise SystemExit(f"converter wrote {n_ours} rows for {n_videos} videos ({ours})")
+    return {"ours": ours, "native": work / "native.jsonl"}
+
+
+# ----------------------------------------------------------------------------- runs
+def swift_argv(model: Path, data: Path, tuner: str, micro: int, global_batch: int, steps: int, out: Path,
+               ours: bool, device: str, workers: int) -> list:
+    argv = [sys.executable, "-m", "swift.cli.main", "sft", "--model", str(model), "--dataset", str(data),
+            "--split_dataset_ratio", "0", "--tuner_type", tuner, "--torch_dtype", "bfloat16" if device == "cuda"
+            else "float32", "--freeze_vit", "true", "--freeze_aligner", "true", "--learning_rate", "1e-4",
+            "--per_device_train_batch_size", str(micro), "--gradient_accumulation_steps",
+            str(max(1, global_batch // micro)), "--max_steps", str(steps), "--logging_steps", "1",
+            "--save_strategy", "no", "--eval_strategy", "no", "--report_to", "none", "--max_length", "8192",
+            "--attn_impl", "sdpa", "--output_dir", str(out), "--check_model", "false", "--seed", "42",
+            "--external_plugins", str(Path(__file__).resolve()),
+            *([str(REPO / "ivl3_plugin" / "swift_plugin.py")] if ours else []), "--callbacks", CALLBACK,
+            "--dataset_num_proc", "1", "--dataloader_num_workers", str(workers)]
+    if tuner == "lora":
+        argv += ["--lora_rank", "8", "--lora_alpha", "32", "--target_modules", "all-linear"]
+    if ours:
+        argv += ["--template", "ivl3_video", "--dataloader_prefetch_factor", "4"]
+    else:  # internvl_hf has no default system prompt; give it InternVL3's, as ours uses, so the tokens match
+        from ivl3_plugin.template.spec import INTERNVL3_SYSTEM
+
+        argv += ["--system", INTERNVL3_SYSTEM]
+    return argv
+
+
+def run_one(name: str, argv: list, out: Path, env: dict, timeout: int) -> dict:
+    out.mkdir(parents=True, exist_ok=True)
+    stats = out / "bench.json"
+    stats.unlink(missing_ok=True)
+    env = dict(env, IVL3_BENCH_OUT=str(stats))
+    t0 = time.perf_counter()
+    proc = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=timeout)
+    wall = time.perf_counter() - t0
+    (out / "log.txt").write_text(proc.stdout + proc.stderr)
+    if proc.returncode != 0 or not stats.exists():
+        tail = (proc.stdout + proc.stderr)[-3000:]
+        print(f"[{name}] FAILED (rc {proc.returncode}); last output:\n{tail}", flush=True)
+        return {"name": name, "failed": True, "rc": proc.returncode, "wall_s": wall}
+    res = json.loads(stats.read_text())
+    res.update(name=name, wall_s=wall)
+    return res
+
+
+def summarise(res: dict, warmup: int, flops_per_token: float, peak_tflops: float) -> dict:
+    if res.get("failed"):
+        return res
+    ends, samples, tokens = res["step_ends"], res["samples"], res["tokens"]
+    w = min(warmup, len(samples) - 1)
+    dt = ends[-1] - ends[w]
+    n_s, n_t = sum(samples[w:]), sum(tokens[w:])
+    out = dict(res, measured_steps=len(samples) - w, s_per_step=dt / max(1, len(samples) - w),
+               samples_per_s=n_s / dt, tokens_per_s=n_t / dt, tokens_per_sample=n_t / max(1, n_s))
+    out["mfu"] = (out["tokens_per_s"] * flops_per_token / (peak_tflops * 1e12)) if peak_tflops else None
+    return out
+
+
+def flops_per_token(arch: str, tuner: str, tokens_per_sample: float, tiles_per_sample: float) -> float:
+    """Model FLOPs per sequence token (recompute excluded): LLM 6N (full) or 4N (LoRA: no weight grads),
+    causal attention, plus the frozen ViT's forward (2N per patch token) spread over the sequence."""
+    a = ARCHS[arch]
+    t, v = a["text"], a["vision"]
+    h, f, L = t["hidden_size"], t["intermediate_size"], t["num_hidden_layers"]
+    kv = h // t["num_attention_heads"] * t["num_key_value_heads"]
+    n_llm = L * (h * h * 2 + 2 * h * kv + 3 * h * f)
+    mult = 6 if tuner == "full" else 4
+    attn = mult * L * h * tokens_per_sample / 2  # causal QK^T and AV: 2*2*T*h per token, halved, x passes
+    vh, vL = v["hidden_size"], v["num_hidden_layers"]
+    n_vit = vL * (4 * vh * vh + 2 * vh * v["intermediate_size"])
+    patches = 1025
+    vit = tiles_per_sample * patches * (2 * n_vit + 4 * vL * vh * patches)
+    proj = tiles_per_sample * 256 * 2 * (4 * vh * h + h * h)
+    return mult * n_llm + attn + (vit + proj) / tokens_per_sample
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--device", choices=["cuda", "cpu"], default="cuda")
+    ap.add_argument("--tiny", action="store_true", help="toy model and clips (CPU proof)")
+    ap.add_argument("--configs", default=None, help="comma list of " + ",".join(CONFIGS))
+    ap.add_argument("--work", default=None, help="working folder (default: a temp dir under /tmp)")
+    ap.add_argument("--out", default=None, help="write the results as JSON here")
+    ap.add_argument("--frames", type=int, default=None)
+    ap.add_argument("--videos", type=int, default=None, help="distinct clips (default 2x the samples trained)")
+    ap.add_argument("--global-batch", type=int, default=None)
+    ap.add_argument("--steps", type=int, default=None, help="optimizer steps per run")
+    ap.add_argument("--warmup", type=int, default=1, help="leading steps not timed")
+    ap.add_argument("--ours-batch", type=int, default=None, help="override our micro-batch for every config")
+    ap.add_argument("--ours-workers", type=int, default=None, help="dataloader workers (cuda 8, cpu 1)")
+    ap.add_argument("--native-workers", type=int, default=None,
+                    help="cuda 4, as ms-swift's InternVL3 example (cpu 1)")
+    ap.add_argument("--peak-tflops", type=float, default=None, help=f"MFU denominator (cuda: {H200_BF16_TFLOPS})")
+    ap.add_argument("--timeout", type=int, default=600, help="per run, seconds")
+    args = ap.parse_args(argv)
+
+    tiny = args.tiny
+    configs = (args.configs or ("tiny-lora" if tiny else "1b-lora,1b-full,8b-lora")).split(",")
+    frames = args.frames or (4 if tiny else 16)
+    gb = args.global_batch or (2 if tiny else 8)
+    steps = args.steps or (3 if tiny else 6)
+    peak = args.peak_tflops if args.peak_tflops is not None else (H200_BF16_TFLOPS if args.device == "cuda" else 0)
+    cuda = args.device == "cuda"
+    ours_workers = args.ours_workers if args.ours_workers is not None else (8 if cuda else 1)
+    native_workers = args.native_workers if args.native_workers is not None else (4 if cuda else 1)
+    work = Path(args.work or f"/tmp/ivl3-gpu-train{'-tiny' if tiny else ''}")
+    work.mkdir(parents=True, exist_ok=True)
+    n_videos = args.videos or max(8, 2 * gb * steps)
+    sys.path.insert(0, str(REPO))
+
+    t0 = time.perf_counter()
+    data = make_data(work / "data", n_videos, frames, 448 if not tiny else 96)
+    print(f"data: {n_videos} clips x {frames} frames ready in {time.perf_counter() - t0:.1f}s", flush=True)
+    env = dict(os.environ, HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1", TRANSFORMERS_OFFLINE="1",
+               TOKENIZERS_PARALLELISM="false", PYTHONPATH=os.pathsep.join(
+                   [str(REPO)] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]))
+    try:
+        import av  # noqa: F401
+    except ImportError:  # ms-swift's -hf video path defaults to PyAV; decord reads the same files
+        env.setdefault("VIDEO_LOAD_BACKEND", "decord")
+    if args.device == "cpu":
+        env["CUDA_VISIBLE_DEVICES"] = ""
+
+    rows = []
+    for cfg in configs:
+        arch, tuner, micro = CONFIGS[cfg]
+        arch = "tiny" if tiny else arch
+        t1 = time.perf_counter()
+        model = build_model(arch, work / f"model-{arch}", args.device)
+        print(f"[{cfg}] model {model} ready in {time.perf_counter() - t1:.1f}s", flush=True)
+        ours_micro = args.ours_batch or micro
+        pair = {}
+        for side, rows_file, mb, workers in (("native", data["native"], 1, native_workers),
+                                             ("ours", data["ours"], ours_micro, ours_workers)):
+            name = f"{cfg}/{side}"
+            run_dir = work / "runs" / cfg / side
+            shutil.rmtree(run_dir, ignore_errors=True)
+            res = run_one(name, swift_argv(model, rows_file, tuner, mb, gb, steps, run_dir, side == "ours",
+                                           args.device, workers), run_dir, env, args.timeout)
+            res.update(micro_batch=mb, grad_accum=max(1, gb // mb), workers=workers)
+            if not res.get("failed"):
+                tps = sum(res["tokens"]) / max(1, sum(res["samples"]))
+                res = summarise(res, args.warmup, flops_per_token(arch, tuner, tps, frames), peak)
+            pair[side] = res
+            print(f"[{name}] " + (f"{res['samples_per_s']:.2f} samples/s, {res['s_per_step']:.2f} s/step, "
+                                  f"peak {res['peak_alloc_gib'] or 0:.1f} GiB, wall {res['wall_s']:.0f}s"
+                                  if not res.get("failed") else "failed"), flush=True)
+        rows.append({"config": cfg, "arch": arch, "tuner": tuner, **pair})
+    print_table(rows)
+    result = {"device": args.device, "tiny": tiny, "frames": frames, "global_batch": gb, "steps": steps,
+              "warmup": args.warmup, "peak_tflops": peak, "total_wall_s": time.perf_counter() - t0, "rows": rows}
+    if args.out:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(json.dumps(result, indent=1))
+        print(f"wrote {args.out}")
+    return 0 if all(not r[s].get("failed") for r in rows for s in ("native", "ours")) else 1
+
+
+def print_table(rows: list) -> None:
+    head = f"{'config':<10}{'side':<8}{'mb x ga':>8}{'samples/s':>11}{'tokens/s':>11}{'s/step':>8}{'MFU':>7}" \
+           f"{'peak GiB':>10}{'tok/sample':>11}"
+    print("\n" + head + "\n" + "-" * len(head))
+    for r in rows:
+        for side in ("native", "ours"):
+            x = r[side]
+            if x.get("failed"):
+                print(f"{r['config']:<10}{side:<8}  FAILED (rc {x.get('rc')})")
+                continue
+            mfu = f"{100 * x['mfu']:.1f}%" if x.get("mfu") else "-"
+            peak = f"{x['peak_alloc_gib']:.1f}" if x.get("peak_alloc_gib") is not None else "-"
+            print(f"{r['config']:<10}{side:<8}{str(x['micro_batch']) + 'x' + str(x['grad_accum']):>8}"
+                  f"{x['samples_per_s']:>11.2f}{x['tokens_per_s']:>11.0f}{x['s_per_step']:>8.2f}{mfu:>7}"
+                  f"{peak:>10}{x['tokens_per_sample']:>11.0f}")
+        n, o = r["native"], r["ours"]
+        if not n.get("failed") and not o.get("failed"):
+            mem = (f"{o['peak_alloc_gib'] / n['peak_alloc_gib']:.2f}x" if n.get("peak_alloc_gib") else "-")
+            print(f"{r['config']:<10}{'ratio':<8}{'':>8}{o['samples_per_s'] / n['samples_per_s']:>10.2f}x"
+                  f"{o['tokens_per_s'] / n['tokens_per_s']:>10.2f}x{'':>8}{'':>7}{mem:>10}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
+else:  # imported by ms-swift through --external_plugins: register the timing callback
+    try:
+        _register_timer_callback()
+    except ImportError:
+        pass
