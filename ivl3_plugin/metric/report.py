@@ -83,8 +83,9 @@ def _cards(corpus: dict, base: Optional[dict]) -> str:
     for k in HEADLINE_CARDS:
         if k in corpus:
             d = _delta(corpus[k], base.get(k)) if base else ""
+            was = f'<div class="was">baseline {base[k]:.1f}</div>' if base and k in base else ""
             cards.append(f'<div class="card" data-metric="{k}"><div class="name">{LABELS[k]}</div>'
-                         f'<div class="value">{corpus[k]:.1f}{d}</div></div>')
+                         f'<div class="value">{corpus[k]:.1f}{d}</div>{was}</div>')
     rest = [k for k in ordered_keys(corpus) if k not in HEADLINE_CARDS]
     head = "".join(f"<th>{html.escape(LABELS.get(k, k))}</th>" for k in rest)
     row = "".join(f'<td data-metric="{k}">{corpus[k]:.1f}{_delta(corpus[k], base.get(k)) if base else ""}</td>'
@@ -149,7 +150,8 @@ def render_report(result: dict, baseline: Optional[dict] = None, title: str = "i
 {_cards(result["corpus"], baseline["corpus"] if baseline else None)}
 <div class="notes">{notes}</div>
 <div class="controls"><span class="sub">sort:</span>{buttons}
-<input id="filter" type="search" placeholder="filter by id or text"></div>
+<input id="filter" type="search" placeholder="filter by id or text">
+<span class="sub legend"><span class="hit">word in a reference</span> <span class="miss">word in none</span></span></div>
 <main id="items">{body}</main>
 <script type="application/json" id="ivl3-data">{payload}</script>
 <script>{(ASSETS / "report.js").read_text()}</script>
