@@ -11,17 +11,19 @@ from __future__ import annotations
 import re
 from typing import Callable, Dict, List
 
-# The punctuation tokens coco-caption's PTBTokenizer removes after tokenising.
-COCO_PUNCTUATION = frozenset(
-    ["''", "'", "``", "`", "-lrb-", "-rrb-", "-lcb-", "-rcb-", ".", "?", "!", ",", ":", "-", "--", "...", ";",
-     "(", ")", "[", "]", "{", "}", '"']
-)
+# The punctuation tokens coco-caption's PTBTokenizer removes after tokenising.  Its list names
+# brackets as "-LRB-" etc. but the tokens are lower-cased first, so brackets survive as "-lrb-":
+# we keep that quirk, since the published numbers include it.
+COCO_PUNCTUATION = frozenset(["''", "'", "``", "`", ".", "?", "!", ",", ":", "-", "--", "...", ";", '"'])
+PTB_BRACKETS = {"(": "-lrb-", ")": "-rrb-", "[": "-lsb-", "]": "-rsb-", "{": "-lcb-", "}": "-rcb-"}
 
 # PTB splits these clitics off the word before them ("don't" -> "do n't", "cat's" -> "cat 's").
 _CLITIC = re.compile(r"(?i)(\w)(n't|'s|'re|'ve|'ll|'d|'m)\b")
 # A token: a number with inner dots/commas, a word with inner hyphens/apostrophes, a clitic, or one symbol.
 _TOKEN = re.compile(
     r"\d+(?:[.,]\d+)+"           # 3.5  1,000
+    r"|(?:[a-z]\.){2,}"           # u.s.  e.g.
+    r"|(?:mr|mrs|ms|dr|st|jr|sr|prof|vs|etc|inc|ltd|corp|mt)\.(?=\s+\S)"  # titles before more text
     r"|n't|'(?:s|re|ve|ll|d|m)\b"  # clitics split off above
     r"|\w+(?:[-'&]\w+)*"          # left-to-right, o'clock, at&t
     r"|\.\.\.|--|``|''"          # multi-character punctuation
@@ -34,7 +36,8 @@ def coco_tokenize(text: str) -> List[str]:
     """PTB-style tokens, lower-cased, with coco-caption's punctuation removed."""
     text = text.lower().replace("\u2019", "'").replace("\u201c", '"').replace("\u201d", '"')
     text = _CLITIC.sub(r"\1 \2", text)
-    return [t for t in _TOKEN.findall(text) if t not in COCO_PUNCTUATION]
+    tokens = (PTB_BRACKETS.get(t, t) for t in _TOKEN.findall(text))
+    return [t for t in tokens if t not in COCO_PUNCTUATION]
 
 
 def sacrebleu_13a_tokenize(text: str) -> List[str]:
