@@ -72,7 +72,7 @@ def train_argv(model_dir: Path, out_dir: Path, s: DemoSettings) -> List[str]:
         "--gradient_accumulation_steps", "1",
         "--gradient_checkpointing", "false",
         "--logging_steps", "10",
-        "--save_strategy", "no",
+        "--save_strategy", "steps", "--save_steps", str(s.steps), "--save_only_model", "true",
         "--eval_strategy", "no",
         "--dataloader_num_workers", "0",
         "--report_to", "none",

@@ -34,7 +34,8 @@ def trained(tmp_path_factory, tiny_model, ivl3_home):
         "--per_device_train_batch_size", "2", "--gradient_accumulation_steps", "1", "--logging_steps", "1",
         "--gradient_checkpointing", "false",
         "--save_strategy", "steps", "--save_steps", "6", "--eval_strategy", "no",
-        "--dataloader_num_workers", "0", "--report_to", "none", "--seed", "0", "--output_dir", out,
+        # a dataloader worker process must import the plugin too (swift replays plugin imports there)
+        "--dataloader_num_workers", "1", "--report_to", "none", "--seed", "0", "--output_dir", out,
     ], cwd=cwd, env=swift_env(IVL3_HOME=ivl3_home))
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-6000:]
     return out, proc
@@ -50,6 +51,25 @@ def test_custom_register_path_trains_with_our_template_and_dataset(trained):
     losses = logged_losses(out)
     assert len(losses) >= 6, losses
     assert losses[-1] < losses[0] - 0.3, f"loss did not fall: {losses}"
+
+
+@pytest.mark.e2e
+def test_every_torchrun_rank_registers_the_plugin(tmp_path, tiny_model, ivl3_home):
+    """Two CPU ranks through torchrun (gloo): each rank imports ``ivl3_plugin`` by name itself."""
+    out = tmp_path / "out"
+    proc = run_swift("sft", [
+        "--custom_register_path", "ivl3_plugin",
+        "--model", tiny_model, "--template", "ivl3_video", "--dataset", "ivl3-demo",
+        "--split_dataset_ratio", "0", "--tuner_type", "full", "--torch_dtype", "float32", "--ddp_backend", "gloo",
+        "--max_steps", "2", "--per_device_train_batch_size", "1", "--gradient_accumulation_steps", "1",
+        "--logging_steps", "1", "--save_strategy", "no", "--eval_strategy", "no", "--gradient_checkpointing", "false",
+        "--dataloader_num_workers", "0", "--report_to", "none", "--output_dir", out,
+    ], cwd=tmp_path, env=swift_env(IVL3_HOME=ivl3_home, NPROC_PER_NODE=2, MASTER_PORT=29533))
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-6000:]
+    assert "torchrun" in proc.stdout + proc.stderr or "nproc_per_node" in proc.stdout + proc.stderr
+    args = json.loads(next(out.rglob("args.json")).read_text())
+    assert args["template"] == "ivl3_video" and args["global_world_size"] == 2
+    assert len(logged_losses(out)) >= 2
 
 
 @pytest.mark.e2e
