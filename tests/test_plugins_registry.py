@@ -236,3 +236,100 @@ def test_ivl3_plugins_text_output(capsys, monkeypatch):
     assert "hooks: register_templates" in text
     assert "registered: template:alpha, template:beta" in text
     assert "blocked: gone" in text
+
+
+# ---------------------------------------------------------------- one test per hook (checked by tests/test_meta_hooks.py)
+
+def test_register_dataset_sources_accepts_a_source_and_refuses_a_non_source():
+    from ivl3_plugin.convert.sources import DatasetSource, SourceRow
+
+    class Lines(DatasetSource):
+        def sniff(self, path):
+            return str(path).endswith(".lines")
+
+        def read(self, path, **_):
+            for n, line in enumerate(Path(path).read_text().splitlines(), 1):
+                video, summary = line.split("|")
+                yield SourceRow(file=str(path), row=n, video=video, summary=summary)
+
+    class Plugin:
+        @hookimpl
+        def register_dataset_sources(register):
+            register("lines", Lines())
+
+    class Bad:
+        @hookimpl
+        def register_dataset_sources(register):
+            register("bad-source", object())
+
+    p = build({"lines-plugin": Plugin, "bad": Bad}, entry_points=False)
+    assert p.dataset_sources.entry("lines").plugin == "lines-plugin"
+    assert "folder" in p.dataset_sources  # built-ins still there
+    assert [e.plugin for e in p.errors] == ["bad"] and ".sniff()" in str(p.errors[0])
+
+
+def test_register_datasets_accepts_a_dataset_spec(tmp_path):
+    from ivl3_plugin.datasets import DatasetSpec
+
+    class Plugin:
+        @hookimpl
+        def register_datasets(register):
+            register("my-clips", DatasetSpec(path=tmp_path, description="mine"))
+            register("bad-ds", str(tmp_path))
+
+    p = build({"ds": Plugin}, entry_points=False)
+    assert "DatasetSpec" in str(p.errors[0]) and "bad-ds" in str(p.errors[0])
+    assert "my-clips" not in p.datasets  # the failing hook is skipped whole
+    assert "ivl3-demo" in p.datasets
+
+
+def test_register_preprocessors_accepts_a_callable():
+    def half(image, **options):
+        return image
+
+    class Plugin:
+        @hookimpl
+        def register_preprocessors(register):
+            register("half", half)
+
+    p = build({"pp": Plugin}, entry_points=False)
+    assert p.preprocessors.get("half") is half
+    assert "internvl_dynamic" in p.preprocessors
+
+
+def test_register_metrics_accepts_a_metric_class_not_an_instance():
+    class Exact:
+        def compute(self, predictions, references):
+            return {"exact": sum(p == r for p, r in zip(predictions, references)) / len(references)}
+
+    class Plugin:
+        @hookimpl
+        def register_metrics(register):
+            register("exact", Exact)
+
+    class Instance:
+        @hookimpl
+        def register_metrics(register):
+            register("exact-instance", Exact())
+
+    p = build({"m": Plugin, "inst": Instance}, entry_points=False)
+    assert p.metrics.get("exact")().compute(predictions=["a", "b"], references=["a", "c"]) == {"exact": 0.5}
+    assert [e.plugin for e in p.errors] == ["inst"]
+
+
+def test_register_recipes_needs_an_existing_folder(tmp_path):
+    (tmp_path / "mine.yaml").write_text("model: x\n")
+
+    class Plugin:
+        @hookimpl
+        def register_recipes(register):
+            register("mine", tmp_path)
+
+    class Missing:
+        @hookimpl
+        def register_recipes(register):
+            register("missing", tmp_path / "nope")
+
+    p = build({"r": Plugin, "missing": Missing}, entry_points=False)
+    assert Path(p.recipes.get("mine")) == tmp_path
+    assert "does not exist" in str(p.errors[0]) and p.errors[0].plugin == "missing"
