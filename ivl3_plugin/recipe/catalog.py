@@ -1,0 +1,204 @@
+"""The shipped recipes, as data: official InternVL3 settings + what the planner says fits.
+
+``python -m ivl3_plugin.recipe.catalog recipes/`` (re)writes ``recipes/*.yaml``;
+a test checks the shipped files still match, so the files and this table
+never drift apart.
+
+Full fine-tuning follows the official ``internvl_chat/shell/internvl3.0/2nd_finetune/
+internvl3_<size>_dynamic_res_2nd_finetune_full.sh`` scripts: global batch 128,
+lr 1e-5 (1B) / 2e-5 (larger), weight decay 0.05, warmup 0.03, cosine, 1 epoch,
+ViT frozen, LLM and projector trained, max_dynamic_patch 12, max_seq_length
+16384, gradient checkpointing, ZeRO-1 up to 14B and ZeRO-3 for 38B/78B,
+8 GPUs (16 for 38B, 32 for 78B), per-device batch 4 (2 for 38B/78B).
+Where the planner finds the official stage or per-device batch does not fit
+16-frame videos on 80 GiB GPUs, the recipe moves to the next stage / a smaller
+per-device batch (more accumulation, same global batch) and says so.
+InternVL3 ships no LoRA script: LoRA recipes use the official InternVL LoRA
+settings (``--use_llm_lora 16``, LLM, projector and ViT frozen; alpha = 2 x rank)
+with ms-swift's LoRA learning rate 1e-4, on fewer GPUs.
+"""
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Dict, List, Optional
+
+from .plan import PlanRequest, make_plan
+from .recipe import Recipe, dump_recipe
+
+OFFICIAL_URL = ("https://github.com/OpenGVLab/InternVL/blob/main/internvl_chat/shell/internvl3.0/2nd_finetune/"
+                "internvl3_{size}_dynamic_res_2nd_finetune_full.sh")
+GPU_MEMORY_GIB = 80
+FRAMES = 16
+MAX_LENGTH = 16384
+
+
+@dataclass(frozen=True)
+class Official:
+    size: str
+    lr: float
+    gpus: int
+    per_device: int
+    zero: int
+
+
+OFFICIAL: Dict[str, Official] = {
+    "1B": Official("1B", 1e-5, 8, 4, 1),
+    "2B": Official("2B", 2e-5, 8, 4, 1),
+    "8B": Official("8B", 2e-5, 8, 4, 1),
+    "9B": Official("9B", 2e-5, 8, 4, 1),
+    "14B": Official("14B", 2e-5, 8, 4, 1),
+    "38B": Official("38B", 2e-5, 16, 2, 3),
+    "78B": Official("78B", 2e-5, 32, 2, 3),
+}
+LORA_GPUS = {"1B": 1, "2B": 1, "8B": 2, "9B": 2, "14B": 4, "38B": 8, "78B": 8}
+LORA_LR = 1e-4
+
+
+def _stages(first: int, world: int, tuner: str):
+    if tuner == "lora":
+        return [(0, False), (3, False), (3, True)] if world > 1 else [(0, False), (3, True)]
+    order = [(s, False) for s in (1, 2, 3) if s >= first] + [(2, True), (3, True)]
+    return order if world > 1 else [(0, False)] + order[-2:]
+
+
+def build(size: str, tuner: str) -> Recipe:
+    off = OFFICIAL[size]
+    gpus = off.gpus if tuner == "full" else LORA_GPUS[size]
+    per_node = min(gpus, 8)
+    nodes = max(1, gpus // 8)
+    req = PlanRequest(model=size, gpus_per_node=per_node, nodes=nodes, gpu_memory_gib=GPU_MEMORY_GIB,
+                      frames=FRAMES, max_length=MAX_LENGTH, tuner=tuner, global_batch=128,
+                      max_micro_batch=off.per_device, stages=_stages(off.zero, gpus, tuner))
+    plan = make_plan(req)
+    if not plan.fits:
+        raise ValueError(f"{size} {tuner}: no setting fits {gpus} x {GPU_MEMORY_GIB} GiB: {plan.notes}")
+    deviations: List[str] = []
+    if tuner == "full":
+        if plan.zero != off.zero:
+            deviations.append(f"ZeRO-{plan.zero}{' with CPU offload' if plan.offload else ''} instead of the "
+                              f"official ZeRO-{off.zero}: ZeRO-{off.zero} needs more than {GPU_MEMORY_GIB} GiB "
+                              f"per GPU by the planner")
+        if plan.micro_batch != off.per_device:
+            deviations.append(f"per-device batch {plan.micro_batch} instead of {off.per_device} (16-frame videos "
+                              f"are ~4.3k tokens each); gradient accumulation keeps the global batch at 128")
+    low = size.lower()
+    args = {
+        "model": f"OpenGVLab/InternVL3-{size}",
+        "template": "ivl3_video",
+        "custom_register_path": ["ivl3_plugin"],
+        "dataset": ["ivl3-demo"],
+        "split_dataset_ratio": 0.0,
+        "tuner_type": tuner,
+        "freeze_vit": True,
+        "freeze_aligner": tuner == "lora",
+        "freeze_llm": False,
+    }
+    if tuner == "lora":
+        args.update(lora_rank=16, lora_alpha=32, lora_dropout=0.05, target_modules=["all-linear"])
+    args.update({
+        "torch_dtype": "bfloat16",
+        "per_device_train_batch_size": plan.micro_batch,
+        "gradient_accumulation_steps": plan.grad_accum,
+        "learning_rate": off.lr if tuner == "full" else LORA_LR,
+        "weight_decay": 0.05,
+        "warmup_ratio": 0.03,
+        "lr_scheduler_type": "cosine",
+        "num_train_epochs": 1,
+        "max_length": MAX_LENGTH,
+        "gradient_checkpointing": True,
+    })
+    if plan.deepspeed:
+        args["deepspeed"] = plan.deepspeed
+    args.update({
+        "save_strategy": "steps", "save_steps": 200, "save_total_limit": 1, "logging_steps": 1,
+        "eval_strategy": "no", "dataloader_num_workers": 4, "strict": True,
+        "output_dir": f"output/internvl3-{low}-{tuner}",
+        "ENV": {"IVL3_MAX_TILES_IMAGE": "12"},
+    })
+    meta = {
+        "model_size": size, "tuner": tuner, "gpus_per_node": per_node, "nodes": nodes,
+        "gpu_memory_gb": GPU_MEMORY_GIB, "frames": FRAMES, "global_batch": plan.global_batch,
+        "source": OFFICIAL_URL.format(size=low) if tuner == "full" else
+        "InternVL LoRA settings (--use_llm_lora 16, frozen LLM/projector/ViT) + ms-swift LoRA lr 1e-4",
+        "description": f"InternVL3-{size} {'full fine-tuning (LLM + projector)' if tuner == 'full' else 'LoRA r16'}"
+                       f", planned peak {plan.memory.total / 2**30:.1f} GiB per GPU",
+    }
+    recipe = Recipe(None, args, meta)
+    recipe.deviations = deviations  # type: ignore[attr-defined]
+    return recipe
+
+
+def header(recipe: Recipe) -> str:
+    m = recipe.meta
+    lines = [f"InternVL3-{m['model_size']} {m['tuner']} fine-tuning for video summarisation (ivl3-plugin recipe).",
+             f"Run: ivl3 train {recipe_name(m['model_size'], m['tuner'])}   (or: swift sft <this file>)",
+             f"Assumes {m['gpus_per_node']} GPU(s) per node x {m['nodes']} node(s) of {m['gpu_memory_gb']} GiB, "
+             f"{m['frames']} frames per video.",
+             "Lines starting with '#@ivl3' are ivl3 metadata; ms-swift reads them as comments.",
+             "Generated by: python -m ivl3_plugin.recipe.catalog recipes/"]
+    for d in getattr(recipe, "deviations", []):
+        lines.append(f"Deviation from the official script: {d}.")
+    return "\n".join(lines)
+
+
+def recipe_name(size: str, tuner: str) -> str:
+    return f"internvl3-{size.lower()}-{tuner}"
+
+
+TINY_CPU = Recipe(None, {
+    "model": "ivl3-tiny",
+    "template": "ivl3_video",
+    "custom_register_path": ["ivl3_plugin"],
+    "dataset": ["ivl3-demo"],
+    "split_dataset_ratio": 0.0,
+    "tuner_type": "full",
+    "torch_dtype": "float32",
+    "per_device_train_batch_size": 2,
+    "gradient_accumulation_steps": 1,
+    "learning_rate": 3.0e-3,
+    "lr_scheduler_type": "constant",
+    "warmup_ratio": 0.0,
+    "max_steps": 150,
+    "gradient_checkpointing": False,
+    "save_strategy": "steps", "save_steps": 150, "save_total_limit": 1, "logging_steps": 1,
+    "eval_strategy": "no", "dataloader_num_workers": 0, "report_to": "none", "seed": 0, "strict": True,
+    "output_dir": "output/tiny-cpu",
+}, {"model_size": "tiny", "tuner": "full", "gpus_per_node": 1, "nodes": 1, "cpu": True, "global_batch": 2,
+    "description": "the tiny offline InternVL3 on CPU (tests and the demo); model 'ivl3-tiny' is built on first use"})
+TINY_HEADER = ("Tiny InternVL3 on CPU: the same pipeline as the real recipes, in seconds per step.\n"
+               "Run: ivl3 train tiny-cpu max_steps=6   ('ivl3-tiny' is resolved to $IVL3_HOME/tiny-internvl3,\n"
+               "built on first use; with plain swift pass --model <dir of `ivl3 tiny-model`>).")
+
+
+def all_recipes() -> Dict[str, Recipe]:
+    out = {recipe_name(size, tuner): build(size, tuner) for size in OFFICIAL for tuner in ("full", "lora")}
+    out["tiny-cpu"] = TINY_CPU
+    return out
+
+
+def render(name: str, recipe: Recipe) -> str:
+    return dump_recipe(recipe, TINY_HEADER if name == "tiny-cpu" else header(recipe))
+
+
+def write_all(folder: Path) -> List[Path]:
+    folder.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name, recipe in all_recipes().items():
+        path = folder / f"{name}.yaml"
+        path.write_text(render(name, recipe))
+        written.append(path)
+    return written
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    folder = Path(argv[0] if argv else "recipes")
+    for path in write_all(folder):
+        print(path)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,250 @@
+"""A recipe: an ms-swift config file (``swift sft recipe.yaml`` works as is) plus our metadata.
+
+Metadata lives in comment lines that start with ``#@ivl3`` (YAML after the
+prefix), so ms-swift, which reads the file with ``yaml.safe_load``, never
+sees it, and ``ivl3 train`` / ``ivl3 plan`` read it back::
+
+    #@ivl3 model_size: 8B
+    #@ivl3 gpus_per_node: 8
+    model: OpenGVLab/InternVL3-8B
+    tuner_type: full
+
+Validation names the file and the field; batch maths is checked against the
+GPUs a launch will really use.
+"""
+from __future__ import annotations
+
+import copy
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Dict, Iterable, List, Optional, Tuple
+
+import yaml
+
+META_PREFIX = "#@ivl3"
+DEEPSPEED_NAMES = ("zero0", "zero1", "zero2", "zero3", "zero2_offload", "zero3_offload")
+TUNERS = ("full", "lora")
+META_FIELDS = {
+    "model_size": str, "tuner": str, "gpus_per_node": int, "nodes": int, "gpu_memory_gb": (int, float),
+    "frames": int, "global_batch": int, "source": str, "description": str, "cpu": bool,
+}
+
+
+class RecipeError(ValueError):
+    """A recipe that cannot run: the message names the file and the field."""
+
+
+@dataclass
+class Recipe:
+    path: Optional[Path]
+    args: Dict[str, Any]  # what ms-swift reads (including its ENV block)
+    meta: Dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        return self.path.stem if self.path else "recipe"
+
+    @property
+    def where(self) -> str:
+        return str(self.path) if self.path else "recipe"
+
+    def copy(self) -> "Recipe":
+        return Recipe(self.path, copy.deepcopy(self.args), copy.deepcopy(self.meta))
+
+    @property
+    def world_size(self) -> int:
+        return int(self.meta.get("gpus_per_node", 1)) * int(self.meta.get("nodes", 1))
+
+
+def parse_recipe(text: str, path: Optional[Path] = None) -> Recipe:
+    where = str(path) if path else "recipe"
+    meta_lines = [line[len(META_PREFIX):] for line in text.splitlines() if line.startswith(META_PREFIX)]
+    try:
+        meta = yaml.safe_load("\n".join(l[1:] if l.startswith(" ") else l for l in meta_lines)) or {}
+        args = yaml.safe_load(text) or {}
+    except yaml.YAMLError as exc:
+        raise RecipeError(f"{where}: not valid YAML: {exc}") from None
+    if not isinstance(args, dict):
+        raise RecipeError(f"{where}: a recipe is a mapping of ms-swift arguments, got {type(args).__name__}")
+    if not isinstance(meta, dict):
+        raise RecipeError(f"{where}: the '{META_PREFIX}' lines must form a YAML mapping")
+    return Recipe(path, args, meta)
+
+
+def load_recipe(path) -> Recipe:
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        raise RecipeError(f"{path}: no such recipe file") from None
+    return parse_recipe(text, path)
+
+
+def dump_recipe(recipe: Recipe, header: str = "") -> str:
+    """Recipe text: optional comment header, metadata lines, then the ms-swift arguments."""
+    lines = [f"# {l}" if l else "#" for l in header.strip().splitlines()] if header else []
+    for key, value in recipe.meta.items():
+        lines.append(f"{META_PREFIX} {yaml.safe_dump({key: value}, default_flow_style=True, width=1000).strip()[1:-1]}")
+    body = yaml.safe_dump(recipe.args, sort_keys=False, default_flow_style=None, width=100)
+    return "\n".join(lines + [body])
+
+
+def _check_type(where: str, key: str, value: Any, kind, minimum=None, maximum=None) -> List[str]:
+    if isinstance(value, bool) and kind is not bool:
+        return [f"{where}: field '{key}': expected {getattr(kind, '__name__', kind)}, got {value!r}"]
+    if kind is float and isinstance(value, str):
+        try:
+            value = float(value)
+        except ValueError:
+            pass
+    if not isinstance(value, kind):
+        name = getattr(kind, "__name__", None) or " or ".join(k.__name__ for k in kind)
+        return [f"{where}: field '{key}': expected {name}, got {value!r}"]
+    if minimum is not None and value < minimum:
+        return [f"{where}: field '{key}': must be >= {minimum}, got {value!r}"]
+    if maximum is not None and value > maximum:
+        return [f"{where}: field '{key}': must be <= {maximum}, got {value!r}"]
+    return []
+
+
+def deepspeed_path(recipe: Recipe) -> Optional[Path]:
+    """A ``deepspeed:`` value that is a file, resolved against the recipe's folder."""
+    ds = recipe.args.get("deepspeed")
+    if not ds or str(ds) in DEEPSPEED_NAMES:
+        return None
+    path = Path(str(ds))
+    if not path.is_absolute() and recipe.path is not None:
+        path = recipe.path.parent / path
+    return path
+
+
+def validate(recipe: Recipe, world_size: Optional[int] = None) -> List[str]:
+    """Every problem found, each naming the file and the field (empty list: fine)."""
+    w, a, m = recipe.where, recipe.args, recipe.meta
+    errors: List[str] = []
+    for key in ("model", "template", "tuner_type"):
+        if key not in a:
+            errors.append(f"{w}: field '{key}' is required")
+    if "dataset" not in a and "cached_dataset" not in a:
+        errors.append(f"{w}: field 'dataset' is required (a dataset name or file)")
+    if "tuner_type" in a and a["tuner_type"] not in TUNERS:
+        errors.append(f"{w}: field 'tuner_type': expected one of {TUNERS}, got {a['tuner_type']!r}")
+    checks = [("learning_rate", float, 0, 1), ("per_device_train_batch_size", int, 1, None),
+              ("gradient_accumulation_steps", int, 1, None), ("warmup_ratio", float, 0, 0.999),
+              ("max_length", int, 1, None), ("lora_rank", int, 1, None), ("lora_alpha", (int, float), 0, None),
+              ("num_train_epochs", (int, float), 0, None), ("max_steps", int, -1, None),
+              ("weight_decay", float, 0, None)]
+    for key, kind, lo, hi in checks:
+        if key in a:
+            errors += _check_type(w, key, a[key], kind, lo, hi)
+    for key in ("freeze_vit", "freeze_llm", "freeze_aligner", "gradient_checkpointing"):
+        if key in a and not isinstance(a[key], bool):
+            errors.append(f"{w}: field '{key}': expected true or false, got {a[key]!r}")
+    if a.get("tuner_type") == "lora" and "lora_rank" not in a:
+        errors.append(f"{w}: field 'lora_rank' is required for a LoRA recipe")
+    ds = a.get("deepspeed")
+    if ds is not None:
+        path = deepspeed_path(recipe)
+        if path is not None and not path.is_file():
+            errors.append(f"{w}: field 'deepspeed': {ds!r} is neither one of {DEEPSPEED_NAMES} nor an existing file")
+    if "ENV" in a and not isinstance(a["ENV"], dict):
+        errors.append(f"{w}: field 'ENV': expected a mapping of environment variables")
+    for key, value in m.items():
+        kind = META_FIELDS.get(key)
+        if kind is None:
+            errors.append(f"{w}: metadata field '{key}' is unknown (known: {', '.join(META_FIELDS)})")
+        elif not isinstance(value, kind) or (isinstance(value, bool) and kind is not bool):
+            errors.append(f"{w}: metadata field '{key}': expected {getattr(kind, '__name__', kind)}, got {value!r}")
+    if "tuner" in m and "tuner_type" in a and m["tuner"] != a["tuner_type"]:
+        errors.append(f"{w}: metadata field 'tuner' ({m['tuner']!r}) disagrees with 'tuner_type' ({a['tuner_type']!r})")
+    if not errors:
+        errors += batch_errors(recipe, world_size)
+    return errors
+
+
+def batch_errors(recipe: Recipe, world_size: Optional[int] = None) -> List[str]:
+    """global batch = per-device x GPUs per node x nodes x gradient accumulation."""
+    if "global_batch" not in recipe.meta:
+        return []
+    world = world_size or recipe.world_size
+    got = global_batch(recipe.args, world)
+    want = int(recipe.meta["global_batch"])
+    if got != want:
+        return [f"{recipe.where}: batch maths: per_device_train_batch_size "
+                f"{recipe.args.get('per_device_train_batch_size', 1)} x {world} GPUs x gradient_accumulation_steps "
+                f"{recipe.args.get('gradient_accumulation_steps', 1)} = {got}, but metadata field 'global_batch' "
+                f"is {want}"]
+    return []
+
+
+def global_batch(args: Dict[str, Any], world: int) -> int:
+    return int(args.get("per_device_train_batch_size", 1)) * int(world) * int(args.get("gradient_accumulation_steps", 1))
+
+
+def fit_grad_accum(recipe: Recipe, world: int) -> Tuple[int, Optional[str]]:
+    """Gradient accumulation that keeps the recipe's global batch on ``world`` GPUs (and a note)."""
+    per = int(recipe.args.get("per_device_train_batch_size", 1))
+    want = recipe.meta.get("global_batch")
+    current = int(recipe.args.get("gradient_accumulation_steps", 1))
+    if not want:
+        return current, None
+    accum = max(1, math.ceil(int(want) / (per * world)))
+    if per * world * accum != int(want):
+        note = (f"global batch {want} is not a multiple of per_device_train_batch_size {per} x {world} GPUs; "
+                f"using gradient_accumulation_steps {accum} (global batch {per * world * accum})")
+    elif accum != current:
+        note = (f"gradient_accumulation_steps {current} -> {accum} to keep global batch {want} "
+                f"on {world} GPU(s) ({per} x {world} x {accum})")
+    else:
+        note = None
+    return accum, note
+
+
+def parse_overrides(items: Iterable[str]) -> Dict[str, Any]:
+    """``key=value`` strings (values read as YAML: ``lr=2e-5``, ``freeze_vit=false``, ``dataset=[a,b]``)."""
+    out: Dict[str, Any] = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        key = key.strip().lstrip("-")
+        if not sep or not key:
+            raise RecipeError(f"override {item!r}: expected key=value")
+        try:
+            value = yaml.safe_load(raw) if raw.strip() else ""
+        except yaml.YAMLError:
+            value = raw
+        out[key] = value
+    return out
+
+
+def apply_overrides(recipe: Recipe, overrides: Dict[str, Any]) -> Recipe:
+    """A copy with overrides applied; ``meta.KEY=value`` changes metadata, ``ENV.KEY=value`` the ENV block."""
+    new = recipe.copy()
+    for key, value in overrides.items():
+        if key.startswith("meta."):
+            new.meta[key[5:]] = value
+        elif key.startswith("ENV."):
+            new.args.setdefault("ENV", {})[key[4:]] = str(value)
+        elif value is None:
+            new.args.pop(key, None)
+        else:
+            new.args[key] = value
+    return new
+
+
+def swift_argv(args: Dict[str, Any]) -> List[str]:
+    """ms-swift argv for a recipe's arguments (as ``swift`` itself expands a config file; ENV excluded)."""
+    import json
+
+    argv: List[str] = []
+    for key, value in args.items():
+        if key == "ENV":
+            continue
+        argv.append(f"--{key}")
+        if isinstance(value, list):
+            argv += [str(v) for v in value]
+        elif isinstance(value, dict):
+            argv.append(json.dumps(value, ensure_ascii=False))
+        else:
+            argv.append(str(value))
+    return argv
