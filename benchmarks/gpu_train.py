@@ -312,6 +312,8 @@ def main(argv=None) -> int:
     ap.add_argument("--native-workers", type=int, default=None,
                     help="cuda 4, as ms-swift's InternVL3 example (cpu 1)")
     ap.add_argument("--peak-tflops", type=float, default=None, help=f"MFU denominator (cuda: {H200_BF16_TFLOPS})")
+    ap.add_argument("--sides", default="native,ours",
+                    help="native, ours (our micro-batch), ours1 (ours at micro-batch 1: the same-memory point)")
     ap.add_argument("--timeout", type=int, default=600, help="per run, seconds")
     args = ap.parse_args(argv)
 
@@ -322,6 +324,9 @@ def main(argv=None) -> int:
     steps = args.steps or (3 if tiny else 6)
     peak = args.peak_tflops if args.peak_tflops is not None else (H200_BF16_TFLOPS if args.device == "cuda" else 0)
     cuda = args.device == "cuda"
+    sides = args.sides.split(",")
+    if "native" not in sides or any(x not in ("native", "ours", "ours1") for x in sides):
+        ap.error("--sides: a comma list of native, ours, ours1 that includes native")
     ours_workers = args.ours_workers if args.ours_workers is not None else (8 if cuda else 1)
     native_workers = args.native_workers if args.native_workers is not None else (4 if cuda else 1)
     work = Path(args.work or f"/tmp/ivl3-gpu-train{'-tiny' if tiny else ''}")
@@ -337,8 +342,12 @@ def main(argv=None) -> int:
                    [str(REPO)] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]))
     try:
         import av  # noqa: F401
-    except ImportError:  # ms-swift's -hf video path defaults to PyAV; decord reads the same files
-        env.setdefault("VIDEO_LOAD_BACKEND", "decord")
+    except ImportError:  # ms-swift's -hf video path defaults to PyAV; OpenCV or decord read the same files
+        try:
+            import cv2  # noqa: F401
+            env.setdefault("VIDEO_LOAD_BACKEND", "opencv")
+        except ImportError:
+            env.setdefault("VIDEO_LOAD_BACKEND", "decord")
     if args.device == "cpu":
         env["CUDA_VISIBLE_DEVICES"] = ""
 
@@ -351,12 +360,14 @@ def main(argv=None) -> int:
         print(f"[{cfg}] model {model} ready in {time.perf_counter() - t1:.1f}s", flush=True)
         ours_micro = args.ours_batch or micro
         pair = {}
-        for side, rows_file, mb, workers in (("native", data["native"], 1, native_workers),
-                                             ("ours", data["ours"], ours_micro, ours_workers)):
+        plans = {"native": (data["native"], 1, native_workers), "ours": (data["ours"], ours_micro, ours_workers),
+                 "ours1": (data["ours"], 1, ours_workers)}
+        for side in sides:
+            rows_file, mb, workers = plans[side]
             name = f"{cfg}/{side}"
             run_dir = work / "runs" / cfg / side
             shutil.rmtree(run_dir, ignore_errors=True)
-            res = run_one(name, swift_argv(model, rows_file, tuner, mb, gb, steps, run_dir, side == "ours",
+            res = run_one(name, swift_argv(model, rows_file, tuner, mb, gb, steps, run_dir, side != "native",
                                            args.device, workers), run_dir, env, args.timeout)
             res.update(micro_batch=mb, grad_accum=max(1, gb // mb), workers=workers)
             if not res.get("failed"):
@@ -367,22 +378,26 @@ def main(argv=None) -> int:
                                   f"peak {res['peak_alloc_gib'] or 0:.1f} GiB, wall {res['wall_s']:.0f}s"
                                   if not res.get("failed") else "failed"), flush=True)
         rows.append({"config": cfg, "arch": arch, "tuner": tuner, **pair})
-    print_table(rows)
-    result = {"device": args.device, "tiny": tiny, "frames": frames, "global_batch": gb, "steps": steps,
+    print_table(rows, sides)
+    result = {"device": args.device, "tiny": tiny, "video_load_backend": env.get("VIDEO_LOAD_BACKEND", "pyav"), "frames": frames, "global_batch": gb, "steps": steps,
               "warmup": args.warmup, "peak_tflops": peak, "total_wall_s": time.perf_counter() - t0, "rows": rows}
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         Path(args.out).write_text(json.dumps(result, indent=1))
+        logs = Path(args.out).parent / "gpu_train_logs"  # each run's swift output, for reading failures
+        logs.mkdir(exist_ok=True)
+        for log in (work / "runs").glob("*/*/log.txt"):
+            (logs / f"{log.parent.parent.name}_{log.parent.name}.txt").write_text(log.read_text()[-200000:])
         print(f"wrote {args.out}")
-    return 0 if all(not r[s].get("failed") for r in rows for s in ("native", "ours")) else 1
+    return 0 if all(not r[s].get("failed") for r in rows for s in sides) else 1
 
 
-def print_table(rows: list) -> None:
+def print_table(rows: list, sides: list) -> None:
     head = f"{'config':<10}{'side':<8}{'mb x ga':>8}{'samples/s':>11}{'tokens/s':>11}{'s/step':>8}{'MFU':>7}" \
            f"{'peak GiB':>10}{'tok/sample':>11}"
     print("\n" + head + "\n" + "-" * len(head))
     for r in rows:
-        for side in ("native", "ours"):
+        for side in sides:
             x = r[side]
             if x.get("failed"):
                 print(f"{r['config']:<10}{side:<8}  FAILED (rc {x.get('rc')})")
@@ -392,11 +407,18 @@ def print_table(rows: list) -> None:
             print(f"{r['config']:<10}{side:<8}{str(x['micro_batch']) + 'x' + str(x['grad_accum']):>8}"
                   f"{x['samples_per_s']:>11.2f}{x['tokens_per_s']:>11.0f}{x['s_per_step']:>8.2f}{mfu:>7}"
                   f"{peak:>10}{x['tokens_per_sample']:>11.0f}")
-        n, o = r["native"], r["ours"]
-        if not n.get("failed") and not o.get("failed"):
+        n = r["native"]
+        for side in sides[1:] if sides[0] == "native" else [x for x in sides if x != "native"]:
+            o = r[side]
+            if n.get("failed") or o.get("failed"):
+                continue
             mem = (f"{o['peak_alloc_gib'] / n['peak_alloc_gib']:.2f}x" if n.get("peak_alloc_gib") else "-")
-            print(f"{r['config']:<10}{'ratio':<8}{'':>8}{o['samples_per_s'] / n['samples_per_s']:>10.2f}x"
+            label = f"{side}/nat"
+            print(f"{r['config']:<10}{label:<8}{'':>8}{o['samples_per_s'] / n['samples_per_s']:>10.2f}x"
                   f"{o['tokens_per_s'] / n['tokens_per_s']:>10.2f}x{'':>8}{'':>7}{mem:>10}")
+            r.setdefault("ratios", {})[side] = {
+                "samples_per_s": o["samples_per_s"] / n["samples_per_s"],
+                "peak_alloc": (o["peak_alloc_gib"] / n["peak_alloc_gib"]) if n.get("peak_alloc_gib") else None}
 
 
 if __name__ == "__main__":
