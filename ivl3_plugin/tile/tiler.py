@@ -2,9 +2,9 @@
 
 ms-swift (like InternVL's reference code) crops every tile into its own PIL
 image and runs torchvision's ToTensor + Normalize per tile.  Here the resized
-image becomes one uint8 tensor, the tiles are a reshaped *view* of it, a single
-strided copy writes them (and the thumbnail) into the output as float, and a
-single multiply-add normalises everything.  The resize itself is PIL's bicubic
+image becomes one uint8 tensor, the tiles are a reshaped *view* of it, and one
+multiply-add reads that view and writes the normalised float output (one more
+for the thumbnail): no crops, no per-tile tensors, no separate conversion pass.  The resize itself is PIL's bicubic
 resize, the same call ms-swift makes, so pixels agree with it to float rounding.
 """
 from __future__ import annotations
@@ -54,8 +54,8 @@ def _scale_bias(mean: Sequence[float], std: Sequence[float]) -> Tuple[torch.Tens
         raise ValueError(f"mean and std need 3 values each (std non-zero), got mean={mean}, std={std}")
     m = np.asarray(mean, dtype=np.float64)
     s = np.asarray(std, dtype=np.float64)
-    scale = torch.from_numpy((1.0 / (255.0 * s)).astype(np.float32)).view(1, 3, 1, 1)
-    bias = torch.from_numpy((-m / s).astype(np.float32)).view(1, 3, 1, 1)
+    scale = torch.from_numpy((1.0 / (255.0 * s)).astype(np.float32))
+    bias = torch.from_numpy((-m / s).astype(np.float32))
     return scale, bias
 
 
@@ -99,15 +99,16 @@ def tile_image(
     t = tile_size
 
     resized = img.resize((t * cols, t * rows), Image.Resampling.BICUBIC)
-    out = torch.empty((n_grid + with_thumb, 3, t, t), dtype=torch.float32)
-    # [rows*t, cols*t, 3] -> [rows, t, cols, t, 3] -> [rows, cols, 3, t, t]: row-major tiles, a view
-    tiles = _as_uint8_hwc(resized).view(rows, t, cols, t, 3).permute(0, 2, 4, 1, 3)
-    out[:n_grid].view(rows, cols, 3, t, t).copy_(tiles)
-    if with_thumb:
-        thumb = img.resize((t, t), Image.Resampling.BICUBIC)
-        out[n_grid].copy_(_as_uint8_hwc(thumb).permute(2, 0, 1))
     scale, bias = _scale_bias(mean, std)
-    torch.addcmul(bias, out, scale, out=out)  # the one fused normalisation pass
+    out = torch.empty((n_grid + with_thumb, 3, t, t), dtype=torch.float32)
+    # [rows*t, cols*t, 3] -> [rows, t, cols, t, 3] -> [rows, cols, 3, t, t]: row-major tiles, a view;
+    # addcmul reads the uint8 view, promotes, normalises and writes the output in one pass
+    tiles = _as_uint8_hwc(resized).view(rows, t, cols, t, 3).permute(0, 2, 4, 1, 3)
+    grid_out = out[:n_grid].view(rows, cols, 3, t, t)
+    torch.addcmul(bias.view(1, 1, 3, 1, 1), tiles, scale.view(1, 1, 3, 1, 1), out=grid_out)
+    if with_thumb:
+        thumb = _as_uint8_hwc(img.resize((t, t), Image.Resampling.BICUBIC)).permute(2, 0, 1)
+        torch.addcmul(bias.view(3, 1, 1), thumb, scale.view(3, 1, 1), out=out[n_grid])
     if dtype != torch.float32:
         out = out.to(dtype)
     return TileResult(out, (cols, rows), with_thumb)
