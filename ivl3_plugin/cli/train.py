@@ -57,8 +57,10 @@ def _folders():
     return {e.name: Path(e.obj) for e in get_plugins().recipes}
 
 
-def _llamafactory(recipe, overrides):
+def _llamafactory(recipe, overrides, topo, build_tiny):
+    """LLaMA-Factory's launch for the same recipe: batch re-split and paths resolved as for swift."""
     from . import UserError
+    from ..recipe.launch import resolve_batch, resolve_paths
 
     try:
         from ..hosts import llamafactory
@@ -67,7 +69,15 @@ def _llamafactory(recipe, overrides):
                         "support or use --host swift") from None
     if not hasattr(llamafactory, "launch_argv"):
         raise UserError("ivl3_plugin.hosts.llamafactory has no launch_argv(recipe, overrides); update ivl3-plugin")
-    return llamafactory.launch_argv(recipe.args, overrides)
+    recipe = recipe.copy()
+    notes = resolve_batch(recipe, overrides, topo.world)
+    resolve_paths(recipe, build_tiny)
+    where = {"nproc_per_node": topo.gpus_per_node, "nnodes": topo.nodes, "node_rank": topo.node_rank,
+             "master_port": topo.master_port}
+    if topo.master_addr:
+        where["master_addr"] = topo.master_addr
+    argv, env = llamafactory.launch_argv(recipe.args, where)
+    return argv, env, notes, recipe
 
 
 def run(args) -> int:
@@ -100,8 +110,8 @@ def run(args) -> int:
             if problems:
                 raise UserError("invalid recipe:\n  " + "\n  ".join(problems))
         if args.host == "llamafactory":
-            argv, env = _llamafactory(recipe, overrides)
-            launch = Launch(list(argv), dict(env), [], recipe)
+            argv, env, notes, resolved = _llamafactory(recipe, overrides, topo, not args.dry_run)
+            launch = Launch(list(argv), dict(env), notes, resolved)
         else:
             launch = swift_launch(recipe, overrides, topo, build_tiny=not args.dry_run)
     except RecipeError as exc:
