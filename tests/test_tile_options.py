@@ -14,6 +14,7 @@ from ivl3_plugin.tile import (
     concat_pixel_values,
     tile_image,
     tile_images,
+    tile_count,
     tiles_per_image,
 )
 
@@ -118,3 +119,10 @@ def test_registered_as_preprocessor():
     assert entry.plugin == "ivl3_plugin.default_plugins.tiling"
     result = entry.obj(np.zeros((200, 900, 3), np.uint8), max_tiles=4)
     assert result.grid == (4, 1) and result.n_tiles == 5
+
+
+@pytest.mark.parametrize("w,h,max_tiles,thumb", [(1, 1, 12, True), (1920, 1080, 12, True), (1920, 1080, 12, False),
+                                                 (700, 90, 4, True), (300, 1200, 1, True), (60, 130, 6, True)])
+def test_tile_count_predicts_tile_image(w, h, max_tiles, thumb):
+    result = tile_image(np.zeros((h, w, 3), np.uint8), max_tiles=max_tiles, thumbnail=thumb, tile_size=32)
+    assert tile_count(w, h, max_tiles=max_tiles, thumbnail=thumb, tile_size=32) == result.n_tiles

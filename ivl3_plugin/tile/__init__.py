@@ -12,7 +12,9 @@ Public API (the template and prediction call these):
   ``max_tiles`` as ``tiles_per_image(max_tiles, n_images) == max(1, max_tiles // n_images)``.
 - ``concat_pixel_values(results)`` -> one ``[sum n_tiles, 3, H, W]`` tensor.
 - ``pick_grid(width, height, *, tile_size=448, min_tiles=1, max_tiles=12) -> (cols, rows)``;
-  ``candidate_grids(min_tiles, max_tiles)``; ``tiles_per_image(max_tiles, n_images)``.
+  ``candidate_grids(min_tiles, max_tiles)``; ``tiles_per_image(max_tiles, n_images)``;
+  ``tile_count(width, height, *, tile_size, min_tiles, max_tiles, thumbnail)`` -> tiles (thumbnail
+  included) ``tile_image`` will return, without touching pixels: for token budgets.
 - ``load_image(src, *, max_pixels=..., exif=True) -> PIL.Image`` (RGB, upright) from a path, bytes,
   file object, PIL image or numpy array; raises ``ImageLoadError`` / ``ImageTooLargeError`` naming the file.
 - Normalisation constants ``IMAGENET_MEAN/STD``, ``CLIP_MEAN/STD``, ``SIGLIP_MEAN/STD`` and ``NORMS``.
@@ -20,7 +22,7 @@ Public API (the template and prediction call these):
 The built-in plugin registers ``tile_image`` as preprocessor ``internvl_dynamic``.
 """
 from .batch import concat_pixel_values, tile_images
-from .grid import Grid, candidate_grids, pick_grid, tiles_per_image
+from .grid import Grid, candidate_grids, pick_grid, tile_count, tiles_per_image
 from .load import DEFAULT_MAX_PIXELS, ImageLoadError, ImageTooLargeError, load_image, to_rgb
 from .tiler import (
     CLIP_MEAN,
@@ -46,6 +48,7 @@ __all__ = [
     "pick_grid",
     "candidate_grids",
     "tiles_per_image",
+    "tile_count",
     "load_image",
     "to_rgb",
     "ImageLoadError",

@@ -58,3 +58,11 @@ def tiles_per_image(max_tiles: int, n_images: int) -> int:
     if n_images < 1:
         raise ValueError(f"n_images must be >= 1, got {n_images}")
     return max(1, max_tiles // n_images)
+
+
+def tile_count(
+    width: int, height: int, *, tile_size: int = 448, min_tiles: int = 1, max_tiles: int = 12, thumbnail: bool = True
+) -> int:
+    """How many tiles :func:`~ivl3_plugin.tile.tile_image` will return, without touching pixels (token budgets)."""
+    cols, rows = pick_grid(width, height, tile_size=tile_size, min_tiles=min_tiles, max_tiles=max_tiles)
+    return cols * rows + (1 if thumbnail and cols * rows > 1 else 0)
