@@ -1,0 +1,108 @@
+"""Every shipped recipe: valid, parsed by ms-swift's own argument parser, official settings, fits its GPUs."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from ivl3_plugin.paths import recipes_dir
+from ivl3_plugin.recipe.catalog import OFFICIAL, all_recipes, render
+from ivl3_plugin.recipe.plan import PlanRequest, make_plan
+from ivl3_plugin.recipe.recipe import load_recipe, swift_argv, validate
+
+RECIPES = sorted(recipes_dir().glob("*.yaml"))
+SIZES = ["1B", "2B", "8B", "9B", "14B", "38B", "78B"]
+
+
+def test_every_size_has_full_and_lora_and_the_tiny_cpu_recipe():
+    names = {p.stem for p in RECIPES}
+    for size in SIZES:
+        assert {f"internvl3-{size.lower()}-full", f"internvl3-{size.lower()}-lora"} <= names
+    assert "tiny-cpu" in names
+
+
+@pytest.mark.parametrize("path", RECIPES, ids=lambda p: p.stem)
+def test_recipe_validates(path):
+    assert validate(load_recipe(path)) == []
+
+
+@pytest.fixture(scope="module")
+def sft_parser():
+    from swift.arguments import SftArguments
+    from transformers import HfArgumentParser
+
+    return HfArgumentParser([SftArguments])
+
+
+@pytest.mark.parametrize("path", RECIPES, ids=lambda p: p.stem)
+def test_swift_reads_the_file_and_its_parser_accepts_every_argument(path, sft_parser, monkeypatch):
+    """ms-swift's own config-file expansion, then its HfArgumentParser (types, choices, unknown keys).
+
+    Parsing into a namespace stops before ``SftArguments.__post_init__``, which would load the model.
+    """
+    from swift.cli.main import parse_yaml_args
+
+    monkeypatch.setattr(os, "environ", dict(os.environ))  # swift exports the ENV block: keep it local
+    argv = [str(path)]
+    parse_yaml_args(argv)
+    assert argv == swift_argv(load_recipe(path).args)  # our launcher passes exactly what swift would
+    namespace, unknown = sft_parser.parse_known_args(argv)
+    assert unknown == []
+    recipe = load_recipe(path)
+    assert namespace.template == "ivl3_video"
+    assert namespace.tuner_type == recipe.args["tuner_type"]
+    assert os.environ.get("IVL3_MAX_TILES_IMAGE") == recipe.args.get("ENV", {}).get("IVL3_MAX_TILES_IMAGE")
+
+
+def test_swift_parser_rejects_what_it_does_not_know(sft_parser):
+    """The check above can fail: an unknown key and a wrong type are caught."""
+    _, unknown = sft_parser.parse_known_args(["--model", "m", "--not_an_argument", "1"])
+    assert unknown == ["--not_an_argument", "1"]
+    with pytest.raises(SystemExit):
+        sft_parser.parse_known_args(["--model", "m", "--per_device_train_batch_size", "four"])
+
+
+def test_shipped_files_match_the_catalog():
+    for name, recipe in all_recipes().items():
+        assert (recipes_dir() / f"{name}.yaml").read_text() == render(name, recipe), f"regenerate {name}.yaml"
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_full_recipes_follow_the_official_scripts(size):
+    r = load_recipe(recipes_dir() / f"internvl3-{size.lower()}-full.yaml")
+    a, m = r.args, r.meta
+    assert a["learning_rate"] == (1e-5 if size == "1B" else 2e-5)
+    assert (a["warmup_ratio"], a["lr_scheduler_type"], a["weight_decay"]) == (0.03, "cosine", 0.05)
+    assert a["freeze_vit"] is True and a["freeze_aligner"] is False and a["freeze_llm"] is False
+    assert a["ENV"]["IVL3_MAX_TILES_IMAGE"] == "12"
+    assert m["global_batch"] == 128
+    assert a["per_device_train_batch_size"] * m["gpus_per_node"] * m["nodes"] * a["gradient_accumulation_steps"] == 128
+    assert m["gpus_per_node"] * m["nodes"] == OFFICIAL[size].gpus
+    if size in ("38B", "78B"):
+        assert a["deepspeed"] == "zero3"
+    else:  # official ZeRO-1; the planner may move to ZeRO-2 and the file then says why
+        assert a["deepspeed"] in ("zero1", "zero2")
+        if a["deepspeed"] != "zero1":
+            assert "Deviation from the official script: ZeRO-2" in (recipes_dir() / f"internvl3-{size.lower()}-full.yaml").read_text()
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_lora_recipes_use_rank_16_on_the_llm_only(size):
+    a = load_recipe(recipes_dir() / f"internvl3-{size.lower()}-lora.yaml").args
+    assert a["tuner_type"] == "lora" and a["lora_rank"] == 16 and a["lora_alpha"] == 32
+    assert a["freeze_vit"] is True and a["freeze_aligner"] is True and a["freeze_llm"] is False
+
+
+@pytest.mark.parametrize("path", [p for p in RECIPES if p.stem != "tiny-cpu"], ids=lambda p: p.stem)
+def test_planner_says_each_recipe_fits_the_gpus_it_assumes(path):
+    r = load_recipe(path)
+    a, m = r.args, r.meta
+    ds = a.get("deepspeed")
+    zero = int(ds[4]) if ds else 0
+    req = PlanRequest(model=m["model_size"], gpus_per_node=m["gpus_per_node"], nodes=m["nodes"],
+                      gpu_memory_gib=m["gpu_memory_gb"], frames=m["frames"], tuner=a["tuner_type"],
+                      max_micro_batch=a["per_device_train_batch_size"], stages=[(zero, "offload" in (ds or ""))])
+    plan = make_plan(req)
+    assert plan.fits, plan.notes
+    assert plan.micro_batch == a["per_device_train_batch_size"]
