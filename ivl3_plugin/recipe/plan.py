@@ -86,6 +86,19 @@ def default_stages(tuner: str, world: int) -> List[Stage]:
     return [(1, False), (2, False), (3, False), (2, True), (3, True)]
 
 
+def candidates(req: PlanRequest, tuners: List[str]) -> List[Tuple[str, int, bool]]:
+    """(tuner, stage, offload) in the order tried: every GPU-only setting before any CPU offload.
+
+    CPU offload of a full fine-tune needs ~16 bytes of host RAM per parameter (1.2 TB for 78B),
+    so with the tuner left open LoRA on GPUs beats full with offload.
+    """
+    out = []
+    for offloaded in (False, True):
+        for tuner in tuners:
+            out += [(tuner, z, o) for z, o in (req.stages or default_stages(tuner, req.world)) if o == offloaded]
+    return out
+
+
 def setup_for(req: PlanRequest, tuner: str, zero: int, offload: bool, micro_batch: int) -> TrainSetup:
     return TrainSetup(tuner=tuner, zero=zero, offload=offload, world=req.world, micro_batch=micro_batch,
                       frames=req.frames, text_tokens=req.text_tokens, label_tokens=req.label_tokens,
@@ -108,22 +121,19 @@ def make_plan(req: PlanRequest, arch: Optional[ModelArch] = None) -> Plan:
     budget = req.gpu_memory_gib * GIB * req.headroom
     alternatives: List[Tuple[str, int, bool, float]] = []
     best: Optional[Plan] = None
-    for tuner in tuners:
-        for zero, offload in (req.stages or default_stages(tuner, req.world)):
-            one = estimate(arch, setup_for(req, tuner, zero, offload, 1))
-            alternatives.append((tuner, zero, offload, one.total / GIB))
-            if one.total > budget:
-                continue
-            micro = 1
-            cap = min(req.max_micro_batch, max(1, req.global_batch // req.world))
-            while micro * 2 <= cap and estimate(arch, setup_for(req, tuner, zero, offload, micro * 2)).total <= budget:
-                micro *= 2
-            mem = estimate(arch, setup_for(req, tuner, zero, offload, micro))
-            best = Plan(arch, req, tuner, zero, offload, micro, grad_accum_for(req.global_batch, micro, req.world),
-                        mem, True)
-            break
-        if best:
-            break
+    for tuner, zero, offload in candidates(req, tuners):
+        one = estimate(arch, setup_for(req, tuner, zero, offload, 1))
+        alternatives.append((tuner, zero, offload, one.total / GIB))
+        if one.total > budget:
+            continue
+        micro = 1
+        cap = min(req.max_micro_batch, max(1, req.global_batch // req.world))
+        while micro * 2 <= cap and estimate(arch, setup_for(req, tuner, zero, offload, micro * 2)).total <= budget:
+            micro *= 2
+        mem = estimate(arch, setup_for(req, tuner, zero, offload, micro))
+        best = Plan(arch, req, tuner, zero, offload, micro, grad_accum_for(req.global_batch, micro, req.world),
+                    mem, True)
+        break
     if best is None:  # nothing fits: report the smallest so the user sees by how much
         tuner, zero, offload, _ = min(alternatives, key=lambda a: a[3])
         mem = estimate(arch, setup_for(req, tuner, zero, offload, 1))
