@@ -48,16 +48,20 @@ def test_launch_argv_translates_an_ms_swift_recipe(monkeypatch, tmp_path):
     assert env["HF_HUB_OFFLINE"] in ("0", "1")
 
 
-def test_launch_argv_multi_gpu_runs_our_module_under_torchrun(monkeypatch):
+def test_launch_argv_multi_gpu_runs_our_module_under_torchrun(monkeypatch, tmp_path):
     monkeypatch.setenv(host.PYTHON_ENV, sys.executable)
+    monkeypatch.setenv("IVL3_HOME", str(tmp_path / "home"))
+    monkeypatch.chdir(tmp_path)
     argv, _ = host.launch_argv({**RECIPE, "deepspeed": "zero2"}, {"nproc_per_node": 8, "nnodes": 2,
                                                                   "node_rank": 1, "master_addr": "10.0.0.1"})
     assert argv[1:3] == ["-m", "torch.distributed.run"]
     assert argv[argv.index("--nproc_per_node") + 1] == "8" and argv[argv.index("--nnodes") + 1] == "2"
     assert argv[argv.index("--node_rank") + 1] == "1" and argv[argv.index("--master_addr") + 1] == "10.0.0.1"
     assert argv[argv.index("-m", 3) + 1] == "ivl3_plugin.hosts.llamafactory_launch"
-    ds = json.loads(Path(_pairs(argv)["--deepspeed"]).read_text())
-    assert ds["zero_optimization"]["stage"] == 2
+    ds_path = Path(_pairs(argv)["--deepspeed"])
+    assert ds_path.parent == tmp_path / "home" / "llamafactory"
+    assert json.loads(ds_path.read_text())["zero_optimization"]["stage"] == 2
+    assert not (tmp_path / "out").exists()  # building the argv writes nothing in the run's folder
 
 
 def test_launch_argv_refuses_keys_llamafactory_cannot_honour():

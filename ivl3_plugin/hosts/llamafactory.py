@@ -247,7 +247,8 @@ def lf_args(recipe: Dict[str, Any], overrides: Optional[Dict[str, Any]] = None) 
         out.pop("eval_dataset")
     ds = out.get("deepspeed")
     if isinstance(ds, str) and ds.startswith("zero"):
-        out["deepspeed"] = _deepspeed_config(ds, Path(out["output_dir"]))
+        home = Path(os.environ.get("IVL3_HOME", Path.home() / ".cache" / "ivl3"))
+        out["deepspeed"] = _deepspeed_config(ds, home / "llamafactory")  # same content every time: shared
     return {k: v for k, v in out.items() if v is not None}
 
 
