@@ -378,6 +378,9 @@ def main(argv=None) -> int:
                                   f"peak {res['peak_alloc_gib'] or 0:.1f} GiB, wall {res['wall_s']:.0f}s"
                                   if not res.get("failed") else "failed"), flush=True)
         rows.append({"config": cfg, "arch": arch, "tuner": tuner, **pair})
+        if args.out:  # partial results survive a run cut short by a time limit
+            Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+            Path(args.out).write_text(json.dumps({"partial": True, "rows": rows}, indent=1))
     print_table(rows, sides)
     result = {"device": args.device, "tiny": tiny, "video_load_backend": env.get("VIDEO_LOAD_BACKEND", "pyav"), "frames": frames, "global_batch": gb, "steps": steps,
               "warmup": args.warmup, "peak_tflops": peak, "total_wall_s": time.perf_counter() - t0, "rows": rows}

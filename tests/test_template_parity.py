@@ -173,3 +173,35 @@ def test_missing_frame_file_is_named(swift_env, converted):
     row["videos"][0][1] = "/nonexistent/frame.jpg"
     with pytest.raises(Ivl3FatalSampleError, match="/nonexistent/frame.jpg"):
         template(swift_env, "ivl3_video").encode(row)
+
+
+def test_vision_forward_follows_the_loaded_checkpoint_format(swift_env, converted, tiny_model):
+    """One template: remote-code models (``extract_feature``) and -hf models (``get_image_features``)."""
+    import torch
+    from torch import nn
+    from transformers import InternVLForConditionalGeneration
+
+    ours = template(swift_env, "ivl3_video")
+    batch = ours.data_collator([ours.encode(copy.deepcopy(converted[0][0]))])
+    ctx = batch["input_ids"] == ours.tokenizer.convert_tokens_to_ids("<IMG_CONTEXT>")
+
+    class ChatFormat(nn.Module):  # the two methods InternVLChatModel offers the template
+        def __init__(self):
+            super().__init__()
+            self.embed = nn.Embedding(len(ours.tokenizer), 8)
+
+        def get_input_embeddings(self):
+            return self.embed
+
+        def extract_feature(self, pixel_values):
+            return torch.full((pixel_values.shape[0], 256, 8), 7.0)
+
+    emb = ours._post_encode(ChatFormat(), dict(batch))["inputs_embeds"]
+    assert bool((emb[ctx] == 7.0).all()) and not bool((emb[~ctx] == 7.0).all())
+
+    hf = InternVLForConditionalGeneration.from_pretrained(str(tiny_model)).eval()
+    with torch.no_grad():
+        emb = ours._post_encode(hf, dict(batch))["inputs_embeds"]
+        feats = hf.model.get_image_features(batch["pixel_values"].float())
+    feats = getattr(feats, "pooler_output", feats)
+    assert torch.allclose(emb[ctx], feats.reshape(-1, feats.shape[-1]), atol=1e-5)
