@@ -1,0 +1,131 @@
+"""``ivl3 train``: the exact launch for one node, many nodes and SLURM; errors; a real CPU run."""
+from __future__ import annotations
+
+import json
+import shlex
+import sys
+
+import pytest
+
+from conftest import logged_losses, swift_env
+from ivl3_plugin.cli import main
+
+
+def dry(capsys, *argv):
+    rc = main(["train", *argv, "--dry-run"])
+    out = capsys.readouterr()
+    assert rc == 0, out.err
+    text = out.out
+    env = dict(l.strip().split("=", 1) for l in text.split("argv:")[0].splitlines()[1:] if "=" in l)
+    argv = [l[2:] for l in text.split("argv:\n")[1].split("command:")[0].splitlines()]
+    return env, argv, out.err
+
+
+def flag(argv, name):
+    return argv[argv.index(name) + 1]
+
+
+def test_single_node_uses_nproc_per_node_only(capsys):
+    env, argv, _ = dry(capsys, "internvl3-8b-full")
+    assert env["NPROC_PER_NODE"] == "8" and "NNODES" not in env and "MASTER_ADDR" not in env
+    assert argv[1:2] == ["sft"] and argv[0].endswith("swift") or argv[1:4] == ["-m", "swift.cli.main", "sft"]
+    assert flag(argv, "--deepspeed") == "zero1" and flag(argv, "--gradient_accumulation_steps") == "4"
+    assert flag(argv, "--template") == "ivl3_video" and flag(argv, "--check_model") == "false"
+    assert env["IVL3_MAX_TILES_IMAGE"] == "12"  # the recipe's ENV block
+
+
+def test_multi_node_sets_torchrun_env_and_keeps_the_global_batch(capsys):
+    env, argv, err = dry(capsys, "internvl3-8b-full", "--nodes", "2", "--node-rank", "1",
+                         "--master-addr", "10.1.2.3", "--master-port", "29400", "dataset=[my-videos]",
+                         "learning_rate=1e-5")
+    assert {k: env[k] for k in ("NPROC_PER_NODE", "NNODES", "NODE_RANK", "MASTER_ADDR", "MASTER_PORT")} == {
+        "NPROC_PER_NODE": "8", "NNODES": "2", "NODE_RANK": "1", "MASTER_ADDR": "10.1.2.3", "MASTER_PORT": "29400"}
+    assert flag(argv, "--gradient_accumulation_steps") == "2"  # 4 x 16 GPUs x 2 = 128
+    assert "4 x 16 x 2" in err
+    assert flag(argv, "--dataset") == "my-videos" and flag(argv, "--learning_rate") == "1e-5"
+
+
+def test_user_batch_split_wins_and_the_new_global_batch_is_reported(capsys):
+    env, argv, err = dry(capsys, "internvl3-1b-lora", "--gpus", "2", "gradient_accumulation_steps=8")
+    assert flag(argv, "--gradient_accumulation_steps") == "8" and env["NPROC_PER_NODE"] == "2"
+    assert "global batch is 64" in err
+
+
+def test_cpu_recipe_runs_as_one_process(capsys):
+    env, argv, _ = dry(capsys, "tiny-cpu")
+    assert "NPROC_PER_NODE" not in env and env["CUDA_VISIBLE_DEVICES"] == ""
+    assert flag(argv, "--model").endswith("tiny-internvl3")  # 'ivl3-tiny' resolved, not built in a dry run
+
+
+def test_slurm_script_launches_every_node_with_its_rank(capsys):
+    rc = main(["train", "internvl3-78b-full", "--slurm", "--dry-run", "--sbatch-arg=--partition=gpu"])
+    script = capsys.readouterr().out
+    assert rc == 0
+    assert "#SBATCH --nodes=4" in script and "#SBATCH --gpus-per-node=8" in script
+    assert "#SBATCH --partition=gpu" in script and "export NPROC_PER_NODE=8" in script
+    assert 'NODE_RANK="$SLURM_NODEID"' in script and "scontrol show hostnames" in script
+    srun = next(l for l in script.splitlines() if l.startswith("srun "))
+    words = shlex.split(srun)
+    cmd = words[words.index("ivl3-node") + 1:]
+    assert cmd[cmd.index("sft") + 1:][:2] == ["--model", "OpenGVLab/InternVL3-78B"]
+    assert flag(cmd, "--deepspeed") == "zero3" and flag(cmd, "--gradient_accumulation_steps") == "2"
+
+
+def test_slurm_writes_an_executable_script(tmp_path, capsys):
+    out = tmp_path / "job.sbatch"
+    assert main(["train", "internvl3-38b-lora", "--slurm", "--nodes", "2", "--sbatch-out", str(out)]) == 0
+    assert out.stat().st_mode & 0o111 and "#SBATCH --nodes=2" in out.read_text()
+    assert "sbatch" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["internvl3-8b-full", "--nodes", "2"], "need --master-addr"),
+    (["no-such-recipe"], "known recipes: internvl3-14b-full"),
+    (["internvl3-8b-full", "learning_rate=fast"], "field 'learning_rate'"),
+    (["internvl3-8b-full", "tuner_type=qlora"], "field 'tuner_type'"),
+    (["internvl3-8b-full", "--nodes", "2", "--master-addr", "h", "--node-rank", "2"], "outside 0..1"),
+    (["tiny-cpu", "--gpus", "2"], "CPU recipe runs as one process"),
+])
+def test_bad_launches_are_refused_with_the_reason(argv, message, capsys):
+    assert main(["train", *argv, "--dry-run"]) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_recipe_by_path_and_list(tmp_path, capsys):
+    from ivl3_plugin.paths import recipes_dir
+
+    src = (recipes_dir() / "internvl3-2b-lora.yaml").read_text()
+    mine = tmp_path / "mine.yaml"
+    mine.write_text(src.replace("OpenGVLab/InternVL3-2B", "/models/my-2b"))
+    env, argv, _ = dry(capsys, str(mine))
+    assert flag(argv, "--model") == "/models/my-2b"
+    assert main(["train", "--list"]) == 0
+    assert "internvl3-78b-lora" in capsys.readouterr().out
+
+
+def test_llamafactory_host_missing_is_a_clear_error(monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "ivl3_plugin.hosts.llamafactory", None)  # as if the module were absent
+    assert main(["train", "tiny-cpu", "--host", "llamafactory", "--dry-run"]) == 2
+    assert "needs ivl3_plugin.hosts.llamafactory" in capsys.readouterr().err
+
+
+@pytest.mark.e2e
+def test_tiny_recipe_trains_end_to_end_on_cpu(tmp_path, tiny_model, demo_annotations):
+    """``ivl3 train tiny-cpu`` through the real ms-swift CLI: losses logged, our template and dataset used."""
+    import subprocess
+
+    from ivl3_plugin.convert import convert
+
+    home = tmp_path / "home"
+    convert(demo_annotations, home / "datasets" / "demo", num_frames=2)
+    out = tmp_path / "out"
+    argv = [sys.executable, "-m", "ivl3_plugin", "train", "tiny-cpu", f"model={tiny_model}", "max_steps=3",
+            "save_steps=3", f"output_dir={out}"]
+    proc = subprocess.run(argv, cwd=tmp_path, env=swift_env(IVL3_HOME=home), capture_output=True, text=True,
+                          timeout=900)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-6000:]
+    assert "ivl3 train:" in proc.stderr and " sft " in proc.stderr  # the command it ran, printed first
+    args = json.loads(next(out.rglob("args.json")).read_text())
+    assert args["template"] == "ivl3_video" and args["dataset"] == ["ivl3-demo"]
+    assert args["max_steps"] == 3 and args["per_device_train_batch_size"] == 2
+    assert len(logged_losses(out)) == 3
