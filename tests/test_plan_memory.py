@@ -81,9 +81,12 @@ def test_8b_full_zero3_on_8_gpus_by_hand():
     assert m.weights == 2 * P_TRAIN_8B / 8
     assert m.gradients == 2 * P_TRAIN_8B / 8
     assert m.optimizer == 12 * P_TRAIN_8B / 8  # fp32 master + exp_avg + exp_avg_sq, partitioned
-    assert m.step_transient == 4 * P_TRAIN_8B / 8  # fp32 gradient partition at step()
+    # step(): per optimizer sub-group (1e9 elements; here one of 955 M) a flat bf16 copy + its fp32 cast
+    assert m.step_transient == 6 * P_TRAIN_8B / 8
+    assert estimate(ARCHS["8B"], TrainSetup(tuner="full", zero=3, world=2)).step_transient == 6 * 1e9
     z2 = estimate(ARCHS["8B"], TrainSetup(tuner="full", zero=2, world=8, frames=8))
     assert z2.weights == 2 * P_TRAIN_8B and z2.gradients == 2 * P_TRAIN_8B / 8
+    assert z2.step_transient == 4 * P_TRAIN_8B / 8  # fp32 cast of the (already flat) gradient partition
     z1 = estimate(ARCHS["8B"], TrainSetup(tuner="full", zero=1, world=8, frames=8))
     assert z1.gradients == 2 * P_TRAIN_8B and z1.optimizer == z2.optimizer
     off = estimate(ARCHS["8B"], TrainSetup(tuner="full", zero=3, offload=True, world=8, frames=8))

@@ -23,6 +23,7 @@ BF16 = 2
 FP32 = 4
 ZERO_STAGES = (0, 1, 2, 3)
 DS_REDUCE_BUCKET = 2e8  # elements: ms-swift's zero1/zero2.json reduce_bucket_size
+DS_SUB_GROUP = 1e9  # elements: ms-swift's zero3.json sub_group_size
 
 
 @dataclass(frozen=True)
@@ -152,6 +153,9 @@ def estimate(arch: ModelArch, setup: TrainSetup) -> MemoryEstimate:
         gradients = grad_bytes / part
         optimizer = 0.0 if setup.offload else 3 * FP32 * p_train / n
         step = 0.0 if setup.offload else FP32 * p_train / n
+        if setup.zero == 3 and not setup.offload:
+            # stage 3 flattens each optimizer sub-group's bf16 gradients, then casts to fp32, one group at a time
+            step = (BF16 + FP32) * min(DS_SUB_GROUP, p_train / n)
 
     buffers = 0.0
     if setup.zero in (1, 2):
