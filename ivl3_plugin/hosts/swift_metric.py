@@ -55,8 +55,11 @@ class RegisteredEvalMetrics(EvalMetrics):
 
     def __init__(self, args, trainer):
         super().__init__(args, trainer)
+        if not getattr(args, "predict_with_generate", False):
+            raise ValueError(f"--eval_metric {self.metric_name} scores generated text: add "
+                             "--predict_with_generate true (and --max_new_tokens N)")
         best = getattr(args, "metric_for_best_model", None)
-        if best in SWIFT_DEFAULT_BEST and getattr(args, "predict_with_generate", False):
+        if best in SWIFT_DEFAULT_BEST:
             # swift's default names its jieba metric; point it at the same measure in ours
             args.metric_for_best_model = SWIFT_DEFAULT_BEST[best]
             log.info("metric_for_best_model %r -> %r (%s)", best, args.metric_for_best_model, self.metric_name)
@@ -70,9 +73,9 @@ class RegisteredEvalMetrics(EvalMetrics):
     def compute_metrics(self, eval_prediction) -> Dict[str, float]:
         predictions = decode_strings(eval_prediction.predictions)
         references = decode_strings(eval_prediction.label_ids)
-        if not all(isinstance(p, str) for p in predictions):
-            raise TypeError(f"--eval_metric {self.metric_name} needs --predict_with_generate true "
-                            "(got logits instead of generated text)")
+        if not all(isinstance(p, str) for p in predictions + references):
+            raise TypeError(f"--eval_metric {self.metric_name}: expected generated strings from "
+                            "--predict_with_generate true")
         metric = self.metric_class()(keep_in_memory=True)
         result = metric.compute(predictions=[p or "" for p in predictions],
                                 references=[r or "" for r in references], **self.options)
