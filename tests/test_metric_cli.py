@@ -96,3 +96,15 @@ def test_report_cli_writes_self_contained_html(tmp_path):
     for i, _, p in ROWS:
         assert f'data-id="{i}"' in page
         assert p.split()[0] in page
+
+
+def test_rows_as_dicts_score_like_the_file(tmp_path):
+    from ivl3_plugin.metric.evaluation import evaluate_predictions
+
+    ours, _, guide = write_formats(tmp_path)
+    rows = json.loads(guide.read_text())
+    assert evaluate_predictions(rows, meteor=False)["corpus"] == evaluate_predictions(ours, meteor=False)["corpus"]
+    from ivl3_plugin.metric.predictions import PredictionsError
+
+    with pytest.raises(PredictionsError, match=r"predictions\[1\]: no prediction"):
+        evaluate_predictions([rows[0], {"id": "z", "ground_truth": "a"}], meteor=False)

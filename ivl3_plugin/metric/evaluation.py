@@ -5,7 +5,7 @@ import json
 from pathlib import Path
 from typing import List, Optional, Sequence, Union
 
-from .predictions import Prediction, load_predictions
+from .predictions import Prediction, load_predictions, parse_row
 from .scoring import ScoreOptions, score
 
 # the order papers print them in; anything else follows alphabetically
@@ -22,13 +22,16 @@ def ordered_keys(keys) -> List[str]:
     return [k for k in HEADLINE if k in keys] + sorted(k for k in keys if k not in HEADLINE)
 
 
-def evaluate_predictions(preds: Union[str, Path, Sequence[Prediction]], options: Optional[ScoreOptions] = None,
+def evaluate_predictions(preds: Union[str, Path, Sequence[Union[Prediction, dict]]], options: Optional[ScoreOptions] = None,
                          **kwargs) -> dict:
     """``{"corpus": {...}, "items": [{id, reference(s), prediction, frames, scores}], "notes", "options"}``."""
     source = None
     if isinstance(preds, (str, Path)):
         source = str(preds)
         preds = load_predictions(preds)
+    else:  # Prediction objects, or rows in any shape load_predictions reads
+        preds = [p if isinstance(p, Prediction) else parse_row(p, f"predictions[{i}]", i)
+                 for i, p in enumerate(preds)]
     opts = options or ScoreOptions(**kwargs)
     result = score([p.prediction for p in preds], [p.references for p in preds], opts)
     items = [{"id": p.id, "references": p.references, "prediction": p.prediction, "frames": p.frames,
