@@ -100,7 +100,9 @@ def tile_image(
 
     resized = img.resize((t * cols, t * rows), Image.Resampling.BICUBIC)
     scale, bias = _scale_bias(mean, std)
-    out = torch.empty((n_grid + with_thumb, 3, t, t), dtype=torch.float32)
+    # float outputs (bf16, fp16, ...) are written directly: addcmul computes in float32, rounds once on store
+    work = dtype if dtype.is_floating_point else torch.float32
+    out = torch.empty((n_grid + with_thumb, 3, t, t), dtype=work)
     # [rows*t, cols*t, 3] -> [rows, t, cols, t, 3] -> [rows, cols, 3, t, t]: row-major tiles, a view;
     # addcmul reads the uint8 view, promotes, normalises and writes the output in one pass
     tiles = _as_uint8_hwc(resized).view(rows, t, cols, t, 3).permute(0, 2, 4, 1, 3)
@@ -109,6 +111,6 @@ def tile_image(
     if with_thumb:
         thumb = _as_uint8_hwc(img.resize((t, t), Image.Resampling.BICUBIC)).permute(2, 0, 1)
         torch.addcmul(bias.view(3, 1, 1), thumb, scale.view(3, 1, 1), out=out[n_grid])
-    if dtype != torch.float32:
+    if out.dtype != dtype:
         out = out.to(dtype)
     return TileResult(out, (cols, rows), with_thumb)
