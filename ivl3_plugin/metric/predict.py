@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 from typing import List, Optional, Sequence, Union
 
-from .predictions import Prediction, PredictionsError, _frames, _reference_from_messages, write_predictions
+from .predictions import Prediction, PredictionsError, frames_of, reference_from_messages, write_predictions
 
 PathLike = Union[str, os.PathLike]
 
@@ -74,10 +74,11 @@ def normalise_results(result_rows: List[dict], dataset_rows: List[dict], where: 
     for i, (res, row) in enumerate(zip(result_rows, dataset_rows)):
         if "response" not in res:
             raise PredictError(f"{where}:{i + 1}: no 'response' field")
-        ref = _reference_from_messages(row.get("messages")) or res.get("labels")
+        ref = reference_from_messages(row.get("messages")) or res.get("labels")
         if not isinstance(ref, str):
             raise PredictionsError(f"dataset row {i + 1}: no assistant message to use as the reference")
-        preds.append(Prediction(str(row.get("id", i)), [ref], res["response"] or "", _frames(row) or _frames(res)))
+        frames = frames_of(row) or frames_of(res)
+        preds.append(Prediction(str(row.get("id", i)), [ref], res["response"] or "", frames))
     return preds
 
 

@@ -44,7 +44,7 @@ def _strings(value, where: str) -> List[str]:
     raise PredictionsError(f"{where}: expected a string or a list of strings, got {type(value).__name__}")
 
 
-def _frames(row: dict) -> List[str]:
+def frames_of(row: dict) -> List[str]:
     for key in ("frames", "videos", "images", "image", "video"):
         value = row.get(key)
         if not value:
@@ -63,7 +63,7 @@ def _frames(row: dict) -> List[str]:
     return []
 
 
-def _reference_from_messages(messages) -> Optional[str]:
+def reference_from_messages(messages) -> Optional[str]:
     if isinstance(messages, list):
         for m in reversed(messages):
             if isinstance(m, dict) and m.get("role") == "assistant" and isinstance(m.get("content"), str):
@@ -89,7 +89,7 @@ def parse_row(row: dict, where: str, index: int) -> Prediction:
             refs = _strings(row[key], f"{where}, field {key!r}")
             break
     else:
-        ref = _reference_from_messages(row.get("messages"))
+        ref = reference_from_messages(row.get("messages"))
         if ref is None:
             raise PredictionsError(f"{where}: no reference (looked for 'reference', 'references', "
                                    "'ground_truth', 'labels', 'summary', an assistant message)")
@@ -97,7 +97,7 @@ def parse_row(row: dict, where: str, index: int) -> Prediction:
     if not refs:
         raise PredictionsError(f"{where}: the reference list is empty")
     item_id = row.get("id", index)
-    return Prediction(str(item_id), refs, pred, _frames(row))
+    return Prediction(str(item_id), refs, pred, frames_of(row))
 
 
 def load_predictions(path: PathLike) -> List[Prediction]:
