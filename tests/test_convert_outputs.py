@@ -121,3 +121,17 @@ def test_formats_subset_and_unknown_format(tmp_path, demo_annotations):
     assert not (out / "hf").exists() and not (out / "llamafactory").exists()
     with pytest.raises(ValueError, match="unknown output format"):
         run_convert(ann, tmp_path / "o2", formats=["parquet"])
+
+
+def test_empty_val_split_still_loads_in_every_format(tmp_path, demo_annotations):
+    datasets = pytest.importorskip("datasets")
+    from ivl3_plugin.convert import run_convert
+
+    row = json.loads(demo_annotations.read_text().splitlines()[0])
+    ann = tmp_path / "a.jsonl"
+    ann.write_text(json.dumps(dict(row, video=str(demo_annotations.parent / row["video"]))) + "\n")
+    out = run_convert(ann, tmp_path / "o", num_frames=2, cache_dir=tmp_path / "c", val_fraction=0.0).out_dir
+    assert (out / "swift" / "val.jsonl").read_text() == "" and len(_jsonl(out / "swift" / "train.jsonl")) == 1
+    dd = datasets.load_from_disk(str(out / "hf"))
+    assert (dd["train"].num_rows, dd["val"].num_rows) == (1, 0)
+    assert json.loads((out / "llamafactory" / "val.json").read_text()) == []

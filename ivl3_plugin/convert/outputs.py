@@ -106,7 +106,8 @@ def write_hf(out: Path, by_split: Dict[str, List[dict]]) -> None:
     if quiet:
         datasets.disable_progress_bars()  # our own bar is the one the user watches
     try:
-        datasets.DatasetDict(dd).save_to_disk(str(tmp))
+        # one shard per split: an empty split saved with the default sharding cannot be loaded back
+        datasets.DatasetDict(dd).save_to_disk(str(tmp), num_shards={split: 1 for split in SPLITS})
     finally:
         if quiet:
             datasets.enable_progress_bars()
