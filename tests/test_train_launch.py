@@ -129,3 +129,22 @@ def test_tiny_recipe_trains_end_to_end_on_cpu(tmp_path, tiny_model, demo_annotat
     assert args["template"] == "ivl3_video" and args["dataset"] == ["ivl3-demo"]
     assert args["max_steps"] == 3 and args["per_device_train_batch_size"] == 2
     assert len(logged_losses(out)) == 3
+
+
+@pytest.mark.e2e
+def test_plain_swift_sft_reads_a_recipe_file(tmp_path, tiny_model, demo_annotations):
+    """``swift sft recipes/tiny-cpu.yaml`` with no ivl3 launcher: the file alone is a valid ms-swift config."""
+    from conftest import run_swift
+    from ivl3_plugin.convert import convert
+    from ivl3_plugin.paths import recipes_dir
+
+    home = tmp_path / "home"
+    convert(demo_annotations, home / "datasets" / "demo", num_frames=2)
+    out = tmp_path / "out"
+    proc = run_swift("sft", [recipes_dir() / "tiny-cpu.yaml", "--model", tiny_model, "--max_steps", "2",
+                             "--save_steps", "2", "--output_dir", out], cwd=tmp_path,
+                     env=swift_env(IVL3_HOME=home, CUDA_VISIBLE_DEVICES=""))
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-6000:]
+    args = json.loads(next(out.rglob("args.json")).read_text())
+    assert args["template"] == "ivl3_video" and args["learning_rate"] == 3e-3 and args["max_steps"] == 2
+    assert len(logged_losses(out)) == 2
