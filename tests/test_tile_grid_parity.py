@@ -146,3 +146,18 @@ def test_pixels_match_swift_transform_image_many_sizes_small_tiles():
             assert float((ours.pixel_values - ref).abs().max()) <= 1e-5, (w, h, max_num)
             checked += 1
     assert checked >= 200
+
+
+def test_bf16_output_matches_swift_then_cast():
+    """ms-swift's template casts transform_image's float32 to the model dtype; ours writes bf16 directly."""
+    import torch
+
+    for w, h in [(640, 480), (97, 301)]:
+        img = _image(w, h, seed=5)
+        ours = tile_image(img, tile_size=56, dtype=torch.bfloat16).pixel_values
+        ref = vision_utils.transform_image(img, input_size=56, max_num=12).to(torch.bfloat16)
+        assert ours.dtype == torch.bfloat16 and ours.shape == ref.shape
+        diff = (ours.float() - ref.float()).abs()
+        ulp = ref.float().abs().clamp_min(1e-3) * 2.0 ** -7  # one bf16 step: a float32 rounding may flip it
+        assert bool((diff <= ulp).all())
+        assert float((diff > 0).float().mean()) < 0.01
