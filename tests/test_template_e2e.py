@@ -41,10 +41,10 @@ def _sft(tiny_model, cwd, out, extra, env):
 
 @pytest.mark.e2e
 def test_lora_by_dataset_name_with_timestamps(tiny_model, ivl3_home, tmp_path):
-    """Converted dataset by name; ``timestamps`` reach the template through --remove_unused_columns false."""
+    """Converted dataset by name: its ``timestamps`` column reaches the template (no extra flag needed)."""
     proc = _sft(tiny_model, tmp_path, tmp_path / "out", [
-        "--dataset", "ivl3-demo", "--template", "ivl3_video_ts", "--remove_unused_columns", "false",
-        "--tuner_type", "lora", "--save_strategy", "no"], swift_env(IVL3_HOME=ivl3_home))
+        "--dataset", "ivl3-demo", "--template", "ivl3_video_ts", "--tuner_type", "lora", "--save_strategy", "no"],
+        swift_env(IVL3_HOME=ivl3_home))
     log = proc.stdout + proc.stderr
     assert proc.returncode == 0, log[-6000:]
     assert len(logged_losses(tmp_path / "out")) >= 2
@@ -76,9 +76,11 @@ def test_full_with_budget_reduction_then_infer(tiny_model, ivl3_home, tmp_path):
 
 @pytest.mark.e2e
 def test_overlong_sample_stops_the_run_with_its_id(tiny_model, ivl3_home, tmp_path):
-    """ms-swift would silently train on another sample; ours stops and names the row."""
+    """ms-swift would silently train on another sample; ours stops and names the row (a file path dataset
+    keeps its ``id`` column with --remove_unused_columns false)."""
     proc = _sft(tiny_model, tmp_path, tmp_path / "out", [
         "--dataset", ivl3_home / "with_long.jsonl", "--template", "ivl3_video", "--tuner_type", "lora",
+        "--remove_unused_columns", "false",
         "--max_length", "1400", "--max_steps", "4", "--per_device_train_batch_size", "1", "--save_strategy", "no"],
         swift_env(IVL3_HOME=ivl3_home))
     log = proc.stdout + proc.stderr
@@ -94,5 +96,5 @@ def test_overlong_sample_skip_is_logged(tiny_model, ivl3_home, tmp_path):
         swift_env(IVL3_HOME=ivl3_home, IVL3_ON_OVERFLOW="skip"))
     log = proc.stdout + proc.stderr
     assert proc.returncode == 0, log[-6000:]
-    assert "SKIPPED sample long-1" in log
+    assert "SKIPPED sample <no id column; media " in log  # swift dropped the id column: named by its frames
     assert len(logged_losses(tmp_path / "out")) >= 4

@@ -205,3 +205,21 @@ def test_vision_forward_follows_the_loaded_checkpoint_format(swift_env, converte
         feats = hf.model.get_image_features(batch["pixel_values"].float())
     feats = getattr(feats, "pooler_output", feats)
     assert torch.allclose(emb[ctx], feats.reshape(-1, feats.shape[-1]), atol=1e-5)
+
+
+def test_registered_datasets_keep_id_and_timestamps(swift_env, converted, tmp_path):
+    """ms-swift drops unknown columns; our row preprocessor carries them in chat_template_kwargs."""
+    from datasets import load_dataset
+    from swift.dataset import RowPreprocessor
+
+    from ivl3_plugin.hosts.swift_template import Ivl3RowPreprocessor
+
+    path = tmp_path / "rows.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r, _ in converted))
+    ds = RowPreprocessor.remove_useless_columns(Ivl3RowPreprocessor()(load_dataset("json", data_files=str(path),
+                                                                                   split="train")))
+    row = ds[0]
+    assert row["chat_template_kwargs"]["id"] == converted[0][0]["id"]
+    assert row["chat_template_kwargs"]["timestamps"] == converted[0][0]["timestamps"]
+    text = template(swift_env, "ivl3_video_ts").safe_decode(template(swift_env, "ivl3_video_ts").encode(row)["input_ids"])
+    assert f"Frame1 ({converted[0][0]['timestamps'][0][0]:.1f}s): <img>" in text

@@ -56,9 +56,12 @@ def swift_dataset_names(name: str, spec) -> dict:
 def _install_datasets(plugins) -> None:
     from swift.dataset import DatasetMeta, register_dataset
 
+    from .swift_template import Ivl3RowPreprocessor  # keeps `id`/`timestamps` for the template
+
     for entry in plugins.datasets:
         for swift_name, path in swift_dataset_names(entry.name, entry.obj).items():
-            register_dataset(DatasetMeta(dataset_name=swift_name, dataset_path=str(path)), exist_ok=True)
+            register_dataset(DatasetMeta(dataset_name=swift_name, dataset_path=str(path),
+                                         preprocess_func=Ivl3RowPreprocessor()), exist_ok=True)
 
 
 def _install_metrics(plugins) -> None:

@@ -16,6 +16,7 @@ import logging
 from dataclasses import dataclass
 from typing import Any, Dict, List, Optional
 
+from swift.dataset.preprocessor import MessagesPreprocessor
 from swift.template.base import MaxLengthError, Template
 from swift.template.templates.internvl import InternvlhfTemplate, InternvlTemplate
 from swift.template.templates.utils import ChatmlTemplateMeta
@@ -23,7 +24,7 @@ from swift.template.utils import findall
 
 from ..template.errors import BudgetError, TemplateInputError
 from ..template.spec import INTERNVL3_SYSTEM, TemplateSpec
-from ..template.media import SampleMedia
+from ..template.media import SampleMedia, sample_ref
 
 log = logging.getLogger("ivl3_plugin.template")
 
@@ -81,7 +82,7 @@ class Ivl3VideoTemplate(InternvlhfTemplate):
 
     # ---- encode --------------------------------------------------------------------------
     def _encode(self, inputs) -> Dict[str, Any]:
-        sample_id = str(inputs.extra_kwargs.get('id', '?'))
+        sample_id = sample_ref(inputs)
         try:
             return self._encode_sample(inputs, sample_id)
         except BudgetError as exc:
@@ -169,6 +170,22 @@ def _tokens_per_tile(config, tile_size: int) -> int:
     patch = patch[0] if isinstance(patch, (list, tuple)) else patch
     ratio = getattr(config, 'downsample_ratio', 0.5)
     return int((tile_size // patch) ** 2 * ratio ** 2)
+
+
+KEPT_COLUMNS = ('id', 'timestamps')
+
+
+class Ivl3RowPreprocessor(MessagesPreprocessor):
+    """ms-swift keeps only its own columns; this moves ``id`` and ``timestamps`` into
+    ``chat_template_kwargs`` (a column it keeps) so the template can label frames with times and
+    name a sample in its log lines. Used for datasets registered by name (``hosts/swift.py``)."""
+
+    def preprocess(self, row: Dict[str, Any]) -> Optional[Dict[str, Any]]:
+        kept = {k: row.pop(k) for k in KEPT_COLUMNS if row.get(k) is not None}
+        row = super().preprocess(row)
+        if row is not None and kept:
+            row['chat_template_kwargs'] = {**(row.get('chat_template_kwargs') or {}), **kept}
+        return row
 
 
 def template_metas(spec: TemplateSpec) -> List:

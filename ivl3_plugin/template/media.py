@@ -28,6 +28,17 @@ class Slot:
     index: int
 
 
+def sample_ref(inputs) -> str:
+    """How log lines name a sample: its ``id`` if the row kept one, else its first video/image."""
+    sid = (inputs.extra_kwargs or {}).get('id') or (inputs.chat_template_kwargs or {}).get('id')
+    if sid:
+        return str(sid)
+    first = (inputs.videos or inputs.images or [None])[0]
+    if isinstance(first, (list, tuple)) and first:
+        first = f"{first[0]}"
+    return f"<no id column; media {first if isinstance(first, str) else type(first).__name__}>"
+
+
 class SampleMedia:
     def __init__(self, images: List[Any], videos: List[FrameSet], spec: TemplateSpec, sample_id: str = "?",
                  dtype=None):
@@ -43,8 +54,8 @@ class SampleMedia:
     @classmethod
     def from_inputs(cls, inputs, spec: TemplateSpec, sample_id: str = "?", dtype=None) -> "SampleMedia":
         """Read ``inputs.images`` / ``inputs.videos`` (+ ``timestamps`` from the row's extra columns)."""
-        ts_all = inputs.extra_kwargs.get('timestamps')
-        if ts_all is None:
+        ts_all = (inputs.extra_kwargs or {}).get('timestamps')
+        if ts_all is None:  # rows of registered datasets carry it here (see hosts/swift_template.py)
             ts_all = (inputs.chat_template_kwargs or {}).get('timestamps')
         videos = []
         for v, entry in enumerate(inputs.videos or []):
@@ -53,8 +64,9 @@ class SampleMedia:
             if spec.timestamps and fs.timestamps is None:
                 raise TemplateInputError(
                     f"sample {sample_id}: template {spec.name} labels frames with timestamps but video {v} has "
-                    "none; converted rows keep them in a 'timestamps' column, which ms-swift drops unless "
-                    "you pass --remove_unused_columns false")
+                    "none; converted rows keep them in a 'timestamps' column, which ms-swift drops for a "
+                    "dataset given as a file path unless you pass --remove_unused_columns false (datasets "
+                    "registered by name keep it)")
             videos.append(fs)
         return cls(list(inputs.images or []), videos, spec, sample_id, dtype)
 
