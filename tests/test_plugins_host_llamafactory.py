@@ -33,7 +33,7 @@ def test_launch_argv_translates_an_ms_swift_recipe(monkeypatch, tmp_path):
     monkeypatch.delenv("FORCE_TORCHRUN", raising=False)
     monkeypatch.setenv(host.PYTHON_ENV, "/opt/lf/bin/python")
     monkeypatch.chdir(tmp_path)
-    argv, env = host.launch_argv(RECIPE, {"max_steps": 7, "val_dataset": "ivl3-demo"})
+    argv, env = host.launch_argv(RECIPE, {"max_steps": 7, "val_dataset": "ivl3-demo", "save_strategy": False})
     assert argv[:3] == ["/opt/lf/bin/python", "-m", "ivl3_plugin.hosts.llamafactory_launch"]
     args = _pairs(argv)
     assert args["--model_name_or_path"] == "/models/tiny"
@@ -43,6 +43,7 @@ def test_launch_argv_translates_an_ms_swift_recipe(monkeypatch, tmp_path):
     assert args["--dataset"] == "ivl3-demo" and args["--eval_dataset"] == "ivl3-demo-val"
     assert args["--cutoff_len"] == "4096" and args["--freeze_vision_tower"] == "true"
     assert args["--disable_gradient_checkpointing"] == "false"
+    assert args["--save_strategy"] == "no"  # `save_strategy=no` on the command line is YAML False
     assert args["--output_dir"] == str(tmp_path / "out" / "x")
     assert "--custom_register_path" not in args and "--strict" not in args
     assert env["HF_HUB_OFFLINE"] in ("0", "1")

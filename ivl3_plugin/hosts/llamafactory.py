@@ -236,6 +236,9 @@ def lf_args(recipe: Dict[str, Any], overrides: Optional[Dict[str, Any]] = None) 
         if not out.get(key):
             raise ValueError(f"a LLaMA-Factory run needs {key!r} (ms-swift name: "
                              f"{next((k for k, v in RENAMED.items() if v == key), key)})")
+    for key in ("save_strategy", "eval_strategy", "logging_strategy"):
+        if out.get(key) is False:  # YAML 1.1 reads an unquoted `no` as False
+            out[key] = "no"
     if isinstance(out.get("lora_target"), list):
         out["lora_target"] = ",".join(out["lora_target"])
     if out.get("finetuning_type") not in ("full", "lora", "freeze"):

@@ -63,3 +63,23 @@ def test_registrations_survive_a_torchrun_launch(tiny_model, converted_lf, tmp_p
     proc = run(argv, env, tmp_path)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-6000:]
     assert len(losses(out)) == 2
+
+
+def test_ivl3_train_host_llamafactory_runs_the_shipped_cpu_recipe(tiny_model, converted_lf, tmp_path):
+    """``ivl3 train tiny-cpu --host llamafactory``: recipe -> launch_argv -> our launch module -> run_exp."""
+    import shutil
+    import sys
+
+    home = tmp_path / "home"
+    (home / "datasets").mkdir(parents=True)
+    shutil.copytree(converted_lf, home / "datasets" / "demo")  # what `--dataset ivl3-demo` resolves to
+    (home / "tiny-internvl3").symlink_to(tiny_model, target_is_directory=True)
+    out = tmp_path / "out"
+    argv = [sys.executable, "-m", "ivl3_plugin", "train", "tiny-cpu", "--host", "llamafactory",
+            "max_steps=2", "save_strategy=no", f"output_dir={out}"]
+    proc = run(argv, {"IVL3_HOME": str(home)}, tmp_path)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-6000:]
+    assert "ivl3_plugin.hosts.llamafactory_launch" in proc.stderr  # the launch line ivl3 train prints
+    assert len(losses(out)) == 2
+    info = json.loads((out / "ivl3_lf_data" / "dataset_info.json").read_text())
+    assert info["ivl3-demo"]["file_name"] == str(home / "datasets" / "demo" / "llamafactory" / "train.json")
