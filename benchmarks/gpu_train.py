@@ -286,7 +286,7 @@ def flops_per_token(arch: str, tuner: str, tokens_per_sample: float, tiles_per_s
     kv = h // t["num_attention_heads"] * t["num_key_value_heads"]
     n_llm = L * (h * h * 2 + 2 * h * kv + 3 * h * f)
     mult = 6 if tuner == "full" else 4
-    attn = mult * L * h * tokens_per_sample / 2  # causal QK^T and AV: 2*2*T*h per token, halved, x passes
+    attn = mult * L * h * tokens_per_sample  # causal QK^T + AV: 2*T*h per token forward; x3 full, x2 LoRA
     vh, vL = v["hidden_size"], v["num_hidden_layers"]
     n_vit = vL * (4 * vh * vh + 2 * vh * v["intermediate_size"])
     patches = 1025
