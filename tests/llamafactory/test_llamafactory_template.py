@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-pytest.importorskip("llamafactory")
+pytest.importorskip("llamafactory.data")
 
 from llamafactory.data import mm_plugin as lf_mm  # noqa: E402
 from llamafactory.data import template as lf_template  # noqa: E402

@@ -12,7 +12,7 @@ import subprocess
 
 import pytest
 
-pytest.importorskip("llamafactory")
+pytest.importorskip("llamafactory.data")
 
 from ivl3_plugin.hosts.llamafactory import launch_argv  # noqa: E402
 
