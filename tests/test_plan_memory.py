@@ -104,6 +104,10 @@ def test_lora_trainable_count_by_hand():
 def test_activation_terms_by_hand():
     # 1B layer, full FT: RMSNorm 2x(4h + 2x2h) + q,k,v,out 2x(2x896 + 2x128) + MLP 4x2x4864 = 57,344 B/token
     assert layer_activation_bytes(ARCHS["1B"], TrainSetup(tuner="full"), deepspeed=False) == 57_344
+    # LoRA, frozen base: norms 2x4h + q,k,v,out 2x(2x896 + 2x128) + MLP 3x2x4864, plus per LoRA input
+    # feature an fp32 copy and a 1-byte dropout mask: 5 x (5x896 + 896 + 4864)
+    assert layer_activation_bytes(ARCHS["1B"], TrainSetup(tuner="lora"), deepspeed=False) == 40_448 + 5 * 10_240
+    assert layer_activation_bytes(ARCHS["1B"], TrainSetup(tuner="lora"), deepspeed=True) == 40_448 + 3 * 10_240
     s = TrainSetup(tuner="full", zero=0, frames=16, text_tokens=256, label_tokens=128)
     m = estimate(ARCHS["1B"], s)
     assert m.seq_len == 16 * 256 + 256

@@ -105,9 +105,14 @@ def layer_activation_bytes(arch: ModelArch, setup: TrainSetup, deepspeed: bool) 
     """Bytes per token one decoder layer keeps for backward (bf16, SDPA attention, SwiGLU MLP)."""
     t = arch.text
     h, q, kv, f = t.hidden, t.q_width, t.kv_width, t.ffn
-    # RMSNorm: fp32 input + bf16 pre-scale + bf16 output, twice; q, k, v after RoPE; attention output;
-    # MLP gate, SiLU, up and product.
+    # Checked against what autograd saves (tests/test_plan_activations.py).  Trainable layer: RMSNorm
+    # fp32 input + bf16 normalised input (for the weight) + bf16 output (for the linears), twice; q, k
+    # after RoPE, v and the attention output; MLP gate, SiLU, up and product.
     per_token = 2 * (FP32 * h + 2 * BF16 * h) + BF16 * (2 * q + 2 * kv) + 4 * BF16 * f
+    if setup.tuner == "lora":
+        # frozen base: norms keep only their fp32 input, frozen linears keep no input, so the
+        # MLP product is not saved either
+        per_token = 2 * FP32 * h + BF16 * (2 * q + 2 * kv) + 3 * BF16 * f
     if setup.tuner == "lora" and setup.lora_rank:
         # peft casts each LoRA input to the adapter dtype (fp32 unless DeepSpeed cast the model to bf16)
         # and applies its own dropout (mask byte) before lora_A: per linear, per input feature.
