@@ -28,8 +28,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 
 def make_video(path: Path, width: int, height: int, fps: int, seconds: float, seed: int = 0) -> Path:
-    """A moving, textured H.264 video (x264 defaults: GOP 250, B-frames), like a typical camera file."""
+    """A moving, textured H.264 video (x264 defaults: GOP 250, B-frames), like a typical camera file.
+
+    Reused when ``path`` already exists (``--work DIR`` keeps the videos between runs).
+    """
     import av
+
+    if path.exists():
+        return path
 
     from PIL import Image
 
@@ -114,7 +120,8 @@ def main(argv=None) -> int:
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
           f"load average {os.getloadavg()[0]:.1f}")
     t = time.perf_counter()
-    src = make_video(work / "source.mp4", args.width, args.height, args.fps, args.seconds)
+    tag = f"{args.width}x{args.height}-{args.fps}"
+    src = make_video(work / f"source-{tag}-{args.seconds:g}s.mp4", args.width, args.height, args.fps, args.seconds)
     print(f"source: {args.width}x{args.height}, {args.fps} fps, {args.seconds:g} s, "
           f"{src.stat().st_size / 1e6:.1f} MB (made in {time.perf_counter() - t:.1f} s)")
 
@@ -149,7 +156,8 @@ def main(argv=None) -> int:
     thr_ann = work / "many.jsonl"
     rows = []
     for k in range(args.videos):
-        v = make_video(work / f"clip{k}.mp4", args.width, args.height, args.fps, args.throughput_seconds, seed=k + 1)
+        v = make_video(work / f"clip{k}-{tag}-{args.throughput_seconds:g}s.mp4", args.width, args.height, args.fps,
+                       args.throughput_seconds, seed=k + 1)
         rows.append(json.dumps({"id": f"clip{k}", "video": str(v), "summary": "moving texture"}))
     thr_ann.write_text("\n".join(rows) + "\n")
     fps1, dt1, n = convert_throughput(thr_ann, work, 1, args.num_frames)
