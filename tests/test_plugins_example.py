@@ -95,3 +95,14 @@ def test_example_dataset_trains_the_tiny_model_through_swift_sft(converted, exam
     assert len(losses) >= 3 and all(l == l and l > 0 for l in losses), losses
     args = json.loads(next(out.rglob("args.json")).read_text())
     assert args["template"] == "ivl3_video"
+
+
+def test_example_template_reaches_ms_swift_by_name(example_site):
+    """What `--template ivl3_scene_notes` needs: the plugin's template in swift's registry."""
+    code = ("from swift.utils import import_external_file\n"
+            "from swift.template.register import TEMPLATE_MAPPING\n"
+            "import_external_file('ivl3_plugin')\n"
+            "print('registered', 'ivl3_scene_notes' in TEMPLATE_MAPPING, 'ivl3_video' in TEMPLATE_MAPPING)\n")
+    env = swift_env(PYTHONPATH=os.pathsep.join([str(example_site), os.environ.get("PYTHONPATH", "")]).rstrip(":"))
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=900)
+    assert "registered True True" in proc.stdout, proc.stdout[-2000:] + proc.stderr[-4000:]
