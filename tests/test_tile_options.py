@@ -126,3 +126,4 @@ def test_registered_as_preprocessor():
 def test_tile_count_predicts_tile_image(w, h, max_tiles, thumb):
     result = tile_image(np.zeros((h, w, 3), np.uint8), max_tiles=max_tiles, thumbnail=thumb, tile_size=32)
     assert tile_count(w, h, max_tiles=max_tiles, thumbnail=thumb, tile_size=32) == result.n_tiles
+
