@@ -91,6 +91,8 @@ def test_8b_full_zero3_on_8_gpus_by_hand():
     assert z1.gradients == 2 * P_TRAIN_8B and z1.optimizer == z2.optimizer
     off = estimate(ARCHS["8B"], TrainSetup(tuner="full", zero=3, offload=True, world=8, frames=8))
     assert off.weights == 0 and off.optimizer == 0
+    all_params = P_TRAIN_8B + P_VIT_8B
+    assert off.host_offload == 16 * P_TRAIN_8B / 8 + 2 * all_params / 8  # fp32 master, m, v, grads + bf16 weights
 
 
 def test_lora_trainable_count_by_hand():

@@ -106,3 +106,12 @@ def test_planner_says_each_recipe_fits_the_gpus_it_assumes(path):
     plan = make_plan(req)
     assert plan.fits, plan.notes
     assert plan.micro_batch == a["per_device_train_batch_size"]
+
+
+def test_offload_variants_say_how_much_host_memory_they_need():
+    offload = [p for p in RECIPES if p.stem.endswith("-offload")]
+    assert {p.stem for p in offload} >= {"internvl3-38b-full-offload", "internvl3-78b-full-offload"}
+    for path in offload:
+        r = load_recipe(path)
+        assert r.args["deepspeed"] in ("zero2_offload", "zero3_offload")
+        assert r.meta["host_memory_gb"] > 100 and "host memory" in path.read_text()

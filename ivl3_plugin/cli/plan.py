@@ -32,6 +32,7 @@ def plan_dict(plan) -> dict:
         "per_device_train_batch_size": plan.micro_batch, "gradient_accumulation_steps": plan.grad_accum,
         "global_batch": plan.global_batch, "seq_len": plan.memory.seq_len,
         "memory_gib": plan.memory.gib(), "budget_gib": plan.budget_bytes / 2 ** 30,
+        "host_offload_gib_per_node": plan.memory.host_offload * plan.request.gpus_per_node / 2 ** 30,
         "alternatives": [dict(tuner=t, zero=z, offload=o, gib_at_batch_1=round(g, 2)) for t, z, o, g in plan.alternatives],
         "notes": plan.notes,
     }
@@ -72,6 +73,8 @@ def run(args) -> int:
     for label, gib in breakdown_rows(plan.memory):
         print(f"  {label:38} {gib:8.2f}")
     print(f"  {'budget (' + format(req.headroom, '.0%') + ' of the GPU)':38} {plan.budget_bytes / 2 ** 30:8.2f}")
+    if plan.memory.host_offload:
+        print(f"  {'CPU memory per node for the offload':38} {plan.memory.host_offload * req.gpus_per_node / 2 ** 30:8.2f}")
     print()
     print("settings tried (per-device batch 1):")
     for tuner, zero, offload, gib in plan.alternatives:

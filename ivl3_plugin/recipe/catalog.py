@@ -63,19 +63,28 @@ def _stages(first: int, world: int, tuner: str):
     return order if world > 1 else [(0, False)] + order[-2:]
 
 
-def build(size: str, tuner: str) -> Recipe:
+# CPU-offload variants: fewer GPUs, paid for in host memory (name, size, tuner, GPUs, stage)
+OFFLOAD = [("internvl3-14b-full-offload", "14B", "full", 1, 2), ("internvl3-38b-full-offload", "38B", "full", 8, 3),
+           ("internvl3-78b-full-offload", "78B", "full", 16, 3), ("internvl3-78b-lora-offload", "78B", "lora", 4, 3)]
+
+
+def build(size: str, tuner: str, gpus: Optional[int] = None, offload_stage: Optional[int] = None) -> Recipe:
     off = OFFICIAL[size]
-    gpus = off.gpus if tuner == "full" else LORA_GPUS[size]
+    gpus = gpus or (off.gpus if tuner == "full" else LORA_GPUS[size])
     per_node = min(gpus, 8)
     nodes = max(1, gpus // 8)
+    stages = [(offload_stage, True)] if offload_stage else _stages(off.zero, gpus, tuner)
     req = PlanRequest(model=size, gpus_per_node=per_node, nodes=nodes, gpu_memory_gib=GPU_MEMORY_GIB,
                       frames=FRAMES, max_length=MAX_LENGTH, tuner=tuner, global_batch=128,
-                      max_micro_batch=off.per_device, stages=_stages(off.zero, gpus, tuner))
+                      max_micro_batch=off.per_device, stages=stages)
     plan = make_plan(req)
     if not plan.fits:
         raise ValueError(f"{size} {tuner}: no setting fits {gpus} x {GPU_MEMORY_GIB} GiB: {plan.notes}")
     deviations: List[str] = []
-    if tuner == "full":
+    if offload_stage:
+        deviations.append(f"CPU offload (ZeRO-{offload_stage}) to run on {gpus} GPU(s): needs about "
+                          f"{plan.memory.host_offload * per_node / 2**30:.0f} GiB of host memory per node")
+    elif tuner == "full":
         if plan.zero != off.zero:
             deviations.append(f"ZeRO-{plan.zero}{' with CPU offload' if plan.offload else ''} instead of the "
                               f"official ZeRO-{off.zero}: ZeRO-{off.zero} needs more than {GPU_MEMORY_GIB} GiB "
@@ -125,6 +134,10 @@ def build(size: str, tuner: str) -> Recipe:
         "description": f"InternVL3-{size} {'full fine-tuning (LLM + projector)' if tuner == 'full' else 'LoRA r16'}"
                        f", planned peak {plan.memory.total / 2**30:.1f} GiB per GPU",
     }
+    if plan.offload:
+        meta["host_memory_gb"] = int(round(plan.memory.host_offload * per_node / 2**30 + 0.5))
+        meta["description"] += f", CPU offload: ~{meta['host_memory_gb']} GiB host memory per node"
+        args["output_dir"] += "-offload"
     recipe = Recipe(None, args, meta)
     recipe.deviations = deviations  # type: ignore[attr-defined]
     return recipe
@@ -132,8 +145,9 @@ def build(size: str, tuner: str) -> Recipe:
 
 def header(recipe: Recipe) -> str:
     m = recipe.meta
+    name = recipe_name(m["model_size"], m["tuner"]) + ("-offload" if "host_memory_gb" in m else "")
     lines = [f"InternVL3-{m['model_size']} {m['tuner']} fine-tuning for video summarisation (ivl3-plugin recipe).",
-             f"Run: ivl3 train {recipe_name(m['model_size'], m['tuner'])}   (or: swift sft <this file>)",
+             f"Run: ivl3 train {name}   (or: swift sft <this file>)",
              f"Assumes {m['gpus_per_node']} GPU(s) per node x {m['nodes']} node(s) of {m['gpu_memory_gb']} GiB, "
              f"{m['frames']} frames per video.",
              "Lines starting with '#@ivl3' are ivl3 metadata; ms-swift reads them as comments.",
@@ -174,6 +188,8 @@ TINY_HEADER = ("Tiny InternVL3 on CPU: the same pipeline as the real recipes, in
 
 def all_recipes() -> Dict[str, Recipe]:
     out = {recipe_name(size, tuner): build(size, tuner) for size in OFFICIAL for tuner in ("full", "lora")}
+    for name, size, tuner, gpus, stage in OFFLOAD:
+        out[name] = build(size, tuner, gpus, stage)
     out["tiny-cpu"] = TINY_CPU
     return out
 

@@ -85,11 +85,12 @@ class MemoryEstimate:
     total: float
     trainable_params: int
     seq_len: int
+    host_offload: float = 0.0  # CPU memory one rank's offloaded states take (multiply by GPUs per node)
     notes: Dict[str, str] = field(default_factory=dict)
 
     def gib(self) -> Dict[str, float]:
         return {k: (v / GIB if isinstance(v, float) else v) for k, v in asdict(self).items()
-                if k not in ("trainable_params", "seq_len", "notes")}
+                if k not in ("trainable_params", "seq_len", "notes", "host_offload")}
 
 
 def trainable_params(arch: ModelArch, setup: TrainSetup) -> int:
@@ -186,9 +187,12 @@ def estimate(arch: ModelArch, setup: TrainSetup) -> MemoryEstimate:
     logits = setup.micro_batch * min(setup.label_tokens + 1, setup.seq_len) * t.vocab * (BF16 + 3 * FP32)
 
     total = weights + vision + gradients + optimizer + buffers + max(activations + logits, step)
+    host = 0.0
+    if setup.offload:  # fp32 master + two states + fp32 gradients on the CPU; stage 3 also the bf16 weights
+        host = 4 * FP32 * p_train / n + (BF16 * sum(p.values()) / n if setup.zero == 3 else 0.0)
     return MemoryEstimate(
         weights=float(weights), vision_tower=float(vision), gradients=float(gradients), optimizer=float(optimizer),
         activations=float(activations), activations_other=float(other), logits=float(logits),
         step_transient=float(step), buffers=float(buffers), total=float(total),
-        trainable_params=int(p_train), seq_len=setup.seq_len, notes=notes,
+        trainable_params=int(p_train), seq_len=setup.seq_len, host_offload=float(host), notes=notes,
     )

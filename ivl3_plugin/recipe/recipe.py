@@ -28,6 +28,7 @@ TUNERS = ("full", "lora")
 META_FIELDS = {
     "model_size": str, "tuner": str, "gpus_per_node": int, "nodes": int, "gpu_memory_gb": (int, float),
     "frames": int, "global_batch": int, "source": str, "description": str, "cpu": bool,
+    "host_memory_gb": (int, float),
 }
 
 
