@@ -13,7 +13,8 @@
 # are left out: training does not import them.
 #
 # Usage: scripts/setup_llamafactory_env.sh [VENV_DIR]   (default: .venv-lf)
-# Idempotent: re-running on a complete environment only checks it.
+# Idempotent: re-running on a complete, up-to-date environment (stamp of the constraints and
+# pyproject.toml) only checks it; otherwise pip brings it in line.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -21,7 +22,10 @@ VENV="${1:-$ROOT/.venv-lf}"
 CONSTRAINTS="$ROOT/constraints-llamafactory.txt"
 PY="${PYTHON:-python3}"
 
-if [ -x "$VENV/bin/python" ] && "$VENV/bin/python" -c "import llamafactory, ivl3_plugin, torchaudio, decord" 2>/dev/null; then
+STAMP="$VENV/.ivl3-constraints.sha256"
+WANT="$(sha256sum "$CONSTRAINTS" "$ROOT/pyproject.toml" | sha256sum | cut -d' ' -f1)"
+if [ -x "$VENV/bin/python" ] && [ "$(cat "$STAMP" 2>/dev/null)" = "$WANT" ] \
+    && "$VENV/bin/python" -c "import llamafactory, ivl3_plugin, torchaudio, decord" 2>/dev/null; then
     echo "setup_llamafactory_env: $VENV is ready"
     exit 0
 fi
@@ -46,3 +50,4 @@ PIP=("$VENV/bin/python" -m pip install --quiet)
 
 "$VENV/bin/python" -c "import llamafactory, torchaudio, ivl3_plugin, decord; \
 from llamafactory.data.template import TEMPLATES; print('setup_llamafactory_env: ok,', len(TEMPLATES), 'templates')"
+echo "$WANT" > "$STAMP"
