@@ -14,6 +14,7 @@ default, as it does in a DataLoader worker (``--threads 0``: torch's default).  
 path (ms-swift's ``load_image`` + ``transform_image`` vs ``tile_image(path)``).
 
 CPU:  python benchmarks/tiling.py                    (default: 24 images, 3 passes)
+Video frames (what training mostly tiles): python benchmarks/tiling.py --frames --images 48
 Fast: python benchmarks/tiling.py --images 8 --passes 1
 """
 from __future__ import annotations
@@ -36,11 +37,15 @@ SHAPES = [(1920, 1080), (1280, 720), (640, 480), (1024, 1024), (3024, 4032), (80
           (4000, 600), (448, 448), (300, 200), (96, 96), (1600, 900), (720, 1280)]
 
 
-def make_images(n, seed=0):
+# video frames as `ivl3 convert` stores them (short side 448), one tile each (InternVL's video default)
+FRAME_SHAPES = [(796, 448), (448, 448), (448, 796), (597, 448)]
+
+
+def make_images(n, seed=0, shapes=SHAPES):
     rng = np.random.default_rng(seed)
     images = []
     for k in range(n):
-        w, h = SHAPES[k % len(SHAPES)]
+        w, h = shapes[k % len(shapes)]
         # smooth content plus noise: photo-like, and not compressible to nothing when written as JPEG
         yy, xx = np.mgrid[0:h, 0:w]
         base = np.stack([(xx * 255 // max(w - 1, 1)), (yy * 255 // max(h - 1, 1)), ((xx + yy) % 256)], -1)
@@ -53,7 +58,9 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--images", type=int, default=24)
     ap.add_argument("--passes", type=int, default=3)
-    ap.add_argument("--max-tiles", type=int, default=12)
+    ap.add_argument("--max-tiles", type=int, default=None, help="default 12 (1 with --frames)")
+    ap.add_argument("--frames", action="store_true",
+                    help="video frames as ivl3 convert stores them (short side 448), max 1 tile each")
     ap.add_argument("--threads", type=int, default=1,
                     help="torch intra-op threads (default 1, as in a DataLoader worker; 0 leaves torch's default)")
     ap.add_argument("--dtype", choices=["float32", "bfloat16"], default="float32",
@@ -70,7 +77,9 @@ def main(argv=None):
     from ivl3_plugin.tile import load_image, pick_grid, tile_image
 
     dtype = getattr(torch, args.dtype)
-    images = make_images(args.images)
+    if args.max_tiles is None:
+        args.max_tiles = 1 if args.frames else 12
+    images = make_images(args.images, shapes=FRAME_SHAPES if args.frames else SHAPES)
     tmp = None
     if args.files:
         tmp = tempfile.TemporaryDirectory()
@@ -117,7 +126,7 @@ def main(argv=None):
     n = len(inputs)
     ours_ips, theirs_ips = n / best["ours"], n / best["ms-swift"]
     print(f"tiling {n} images ({tiles} tiles of 448x448, max_tiles={args.max_tiles}, {args.dtype}, "
-          f"{'from JPEG files' if args.files else 'in-memory PIL'}), fastest of {args.passes} interleaved passes "
+          f"{'frames, ' if args.frames else ''}{'from JPEG files' if args.files else 'in-memory PIL'}), fastest of {args.passes} interleaved passes "
           f"per image, torch threads={torch.get_num_threads()}, {platform.processor() or platform.machine()}")
     print(f"  ours (ivl3_plugin.tile)        {ours_ips:8.2f} images/s  {tiles / best['ours']:8.1f} tiles/s")
     print(f"  ms-swift transform_image       {theirs_ips:8.2f} images/s  {tiles / best['ms-swift']:8.1f} tiles/s")
