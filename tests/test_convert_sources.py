@@ -155,6 +155,29 @@ def test_third_party_source_through_the_hook(tmp_path):
     _check(res.out_dir, [(f"pair{n}", v, s) for n, (_, v, s) in enumerate(_expected(), 1)])
 
 
+class JsonlClaimer(DatasetSource):
+    """A plugin that recognises the same files as a built-in source."""
+
+    def sniff(self, path):
+        return Path(path).suffix == ".jsonl"
+
+    def read(self, path, **_):
+        return iter(())
+
+
+def test_a_plugin_source_is_tried_before_the_built_ins(tmp_path):
+    class Plugin:
+        @hookimpl
+        def register_dataset_sources(self, register):
+            register("claimer", JsonlClaimer())
+
+    loaded = plugins.build(extra_plugins={"claimer-plugin": Plugin()}, entry_points=False)
+    ann = write_jsonl(tmp_path / "a.jsonl", [{"id": i, "video": v, "summary": s} for i, v, s in _expected()])
+    assert pick_source(ann, registry=loaded.dataset_sources)[0] == "claimer"
+    assert pick_source(ann, registry=plugins.build(entry_points=False).dataset_sources)[0] == "table"
+    assert pick_source(ann, "table", registry=loaded.dataset_sources)[0] == "table"
+
+
 def test_unrecognised_file_names_the_file(tmp_path):
     from ivl3_plugin.convert.sources import SourceError
 

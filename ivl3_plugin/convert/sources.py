@@ -258,15 +258,19 @@ BUILTIN_SOURCES = {
 }
 
 
+BUILTIN_PLUGIN = "ivl3_plugin.default_plugins.sources"
+
+
 def pick_source(path: Path, name: Optional[str] = None, registry=None) -> Tuple[str, DatasetSource]:
-    """The source named ``name``, or the first registered one whose ``sniff`` accepts ``path``."""
+    """The source named ``name``, or the first whose ``sniff`` accepts ``path`` (plugins before built-ins)."""
     if registry is None:
         from ..plugins import get_plugins
 
         registry = get_plugins().dataset_sources
     if name:
         return name, registry.get(name)
-    for entry in registry:
+    # third-party sources first: a plugin that recognises a file is more specific than the built-ins
+    for entry in sorted(registry, key=lambda e: e.plugin == BUILTIN_PLUGIN):
         try:
             if entry.obj.sniff(Path(path)):
                 return entry.name, entry.obj
