@@ -119,6 +119,26 @@ def test_registered_as_preprocessor():
     assert entry.plugin == "ivl3_plugin.default_plugins.tiling"
     result = entry.obj(np.zeros((200, 900, 3), np.uint8), max_tiles=4)
     assert result.grid == (4, 1) and result.n_tiles == 5
+    assert torch.equal(result.pixel_values, tile_image(np.zeros((200, 900, 3), np.uint8), max_tiles=4).pixel_values)
+    import pickle
+
+    assert pickle.loads(pickle.dumps(entry.obj)) is entry.obj  # templates are pickled into dataset workers
+
+
+def test_loading_plugins_does_not_import_torch_for_the_tiler():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from ivl3_plugin.default_plugins import tiling\n"
+        "seen = {}\n"
+        "tiling.register_preprocessors(register=lambda name, fn: seen.update({name: fn}))\n"
+        "print(sorted(seen), 'torch' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "['internvl_dynamic'] False"
 
 
 @pytest.mark.parametrize("w,h,max_tiles,thumb", [(1, 1, 12, True), (1920, 1080, 12, True), (1920, 1080, 12, False),

@@ -19,7 +19,8 @@ Public API (the template and prediction call these):
   file object, PIL image or numpy array; raises ``ImageLoadError`` / ``ImageTooLargeError`` naming the file.
 - Normalisation constants ``IMAGENET_MEAN/STD``, ``CLIP_MEAN/STD``, ``SIGLIP_MEAN/STD`` and ``NORMS``.
 
-The built-in plugin registers ``tile_image`` as preprocessor ``internvl_dynamic``.
+The built-in plugin registers preprocessor ``internvl_dynamic``: a thin wrapper that calls
+``tile_image`` (imported on first use, so loading plugins does not import torch).
 """
 from .batch import concat_pixel_values, tile_images
 from .grid import Grid, candidate_grids, pick_grid, tile_count, tiles_per_image
