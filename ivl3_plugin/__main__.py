@@ -1,5 +1,7 @@
+"""``python -m ivl3_plugin``: the same as the ``ivl3`` command."""
 import sys
 
 from .cli import main
 
-sys.exit(main())
+if __name__ == "__main__":
+    sys.exit(main())

@@ -23,6 +23,34 @@ class Entry:
     plugin: str
 
 
+@dataclass(frozen=True)
+class LazyRef:
+    """``"package.module:attr"`` to import only when the object is first needed.
+
+    Lets a plugin register something expensive to import (``evaluate``, torch)
+    without slowing down every process that merely loads plugins.
+    """
+
+    target: str
+
+    def __post_init__(self):
+        module, _, attr = self.target.partition(":")
+        if not module or not attr:
+            raise RegistrationError(f"lazy reference {self.target!r} must look like 'package.module:attr'")
+
+    def resolve(self, what: str) -> Any:
+        import importlib
+
+        module, _, attr = self.target.partition(":")
+        try:
+            obj = importlib.import_module(module)
+            for part in attr.split("."):
+                obj = getattr(obj, part)
+        except Exception as exc:
+            raise RegistrationError(f"{what}: cannot load {self.target!r}: {type(exc).__name__}: {exc}") from exc
+        return obj
+
+
 class Registry:
     """Named objects of one kind, each remembered with the plugin that added it."""
 
@@ -46,13 +74,10 @@ class Registry:
                 f"plugin {plugin!r} registered a {self.kind} with an invalid name {name!r}: "
                 "use letters, digits, '_', '-' or '.'"
             )
-        if self._check is not None:
-            try:
-                self._check(name, obj)
-            except RegistrationError:
-                raise
-            except Exception as exc:  # checks raise TypeError/ValueError: say who
-                raise RegistrationError(f"plugin {plugin!r}, {self.kind} {name!r}: {exc}") from exc
+        if isinstance(obj, LazyRef):
+            pass  # checked when first resolved, so listing plugins never imports heavy code
+        elif self._check is not None:
+            self._validate(name, obj, plugin)
         old = self._entries.get(name)
         if old is not None:
             if old.plugin == plugin and old.obj is obj:
@@ -68,12 +93,27 @@ class Registry:
         for name in [n for n, e in self._entries.items() if e.plugin == plugin and n not in before]:
             del self._entries[name]
 
-    def get(self, name: str) -> Any:
+    def _validate(self, name: str, obj: Any, plugin: str) -> None:
         try:
-            return self._entries[name].obj
+            self._check(name, obj)
+        except RegistrationError:
+            raise
+        except Exception as exc:  # checks raise TypeError/ValueError: say who
+            raise RegistrationError(f"plugin {plugin!r}, {self.kind} {name!r}: {exc}") from exc
+
+    def get(self, name: str) -> Any:
+        """The registered object; a :class:`LazyRef` is imported and validated on first use."""
+        try:
+            entry = self._entries[name]
         except KeyError:
             known = ", ".join(sorted(self._entries)) or "none"
             raise KeyError(f"no {self.kind} named {name!r}; known: {known}") from None
+        if isinstance(entry.obj, LazyRef):
+            obj = entry.obj.resolve(f"{self.kind} {name!r} of plugin {entry.plugin!r}")
+            if self._check is not None:
+                self._validate(name, obj, entry.plugin)
+            entry = self._entries[name] = Entry(name, obj, entry.plugin)
+        return entry.obj
 
     def entry(self, name: str) -> Entry:
         self.get(name)

@@ -60,7 +60,7 @@ def _folders():
 def _llamafactory(recipe, overrides, topo, build_tiny):
     """LLaMA-Factory's launch for the same recipe: batch re-split and paths resolved as for swift."""
     from . import UserError
-    from ..recipe.launch import resolve_batch, resolve_paths
+    from ..recipe.launch import recipe_env, resolve_batch, resolve_paths
 
     try:
         from ..hosts import llamafactory
@@ -77,7 +77,7 @@ def _llamafactory(recipe, overrides, topo, build_tiny):
     if topo.master_addr:
         where["master_addr"] = topo.master_addr
     argv, env = llamafactory.launch_argv(recipe.args, where)
-    return argv, env, notes, recipe
+    return argv, {**recipe_env(recipe), **env}, notes, recipe  # the recipe's ENV block (e.g. CPU-only) too
 
 
 def run(args) -> int:

@@ -1,13 +1,18 @@
-"""Built-in summarisation metric ``ivl3_summary`` (BLEU, METEOR, ROUGE, CIDEr-D; see ivl3_plugin.metric)."""
+"""Built-in summarisation metric ``ivl3_summary`` (BLEU, METEOR, ROUGE, CIDEr-D; see ivl3_plugin.metric).
+
+Registered as a lazy reference: importing ``evaluate`` takes seconds, and most
+processes that load plugins (``ivl3 plugins``, every swift rank) never score.
+"""
+import importlib.util
+
 from .. import hookimpl
+from ..registry import LazyRef
 
 
 @hookimpl
 def register_metrics(register):
-    try:
-        from ..metric.summary_metric import SummaryMetric
-    except ImportError:  # the `metrics` extra (evaluate, rouge-score, sacrebleu) is not installed
+    if importlib.util.find_spec("evaluate") is None:  # the `metrics` extra is not installed
         return
     from ..metric import METRIC_NAME
 
-    register(METRIC_NAME, SummaryMetric)
+    register(METRIC_NAME, LazyRef("ivl3_plugin.metric.summary_metric:SummaryMetric"))
