@@ -1,0 +1,32 @@
+"""``ivl3 demo``, the README's main job, end to end (fewer steps than the default)."""
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import swift_env
+
+
+@pytest.mark.e2e
+def test_demo_trains_and_beats_the_untrained_model(tmp_path, tiny_model):
+    ivl3 = Path(sys.executable).parent / "ivl3"
+    out = tmp_path / "demo"
+    proc = subprocess.run([str(ivl3), "demo", "--out", str(out), "--steps", "60", "--model-dir", str(tiny_model)],
+                          cwd=tmp_path, env=swift_env(IVL3_HOME=tmp_path / "home"), capture_output=True, text=True,
+                          timeout=1500)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    row = re.search(r"^rougeL\s+([\d.]+)\s+([\d.]+)", proc.stdout, re.M)
+    assert row, proc.stdout
+    before, after = map(float, row.groups())
+    assert after >= before + 20, proc.stdout
+    loss = re.search(r"training loss: ([\d.]+) -> ([\d.]+)", proc.stdout)
+    assert loss and float(loss.group(2)) < float(loss.group(1)) / 2, proc.stdout
+    report = (out / "report.html").read_text()
+    assert "data:image/jpeg;base64," in report and "rougeL" in report
+    args = json.loads(next((out / "train").rglob("args.json")).read_text())
+    assert args["template"] == "ivl3_video" and args["dataset"] == ["ivl3-demo"]
