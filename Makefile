@@ -10,7 +10,7 @@ setup: $(STAMP)
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install -q -c constraints.txt pip hatchling
+	$(BIN)/python -m pip install -q -c constraints.txt pip hatchling editables
 	$(BIN)/python -m pip install -q -c constraints.txt --no-build-isolation -e '.[all,dev]'
 	$(BIN)/ivl3 --version
 	touch $(STAMP)
