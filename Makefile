@@ -29,7 +29,7 @@ test-fast: setup
 
 test-llamafactory:
 	bash scripts/setup_llamafactory_env.sh
-	$(VENV)-lf/bin/pytest -p no:cacheprovider tests/llamafactory
+	$(VENV)-lf/bin/pytest -p no:cacheprovider tests/lf_host
 
 videos: setup
 	$(BIN)/python -m ivl3_plugin.demo_data.generate

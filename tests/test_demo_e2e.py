@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import swift_env
+from swift_cli import swift_env
 
 
 @pytest.mark.e2e

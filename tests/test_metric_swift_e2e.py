@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from conftest import run_swift, swift_env
+from swift_cli import run_swift, swift_env
 
 OUR_KEYS = ("eval_bleu4", "eval_rougeL", "eval_rougeLsum", "eval_cider")
 

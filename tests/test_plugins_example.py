@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO, logged_losses, run_swift, swift_env
+from swift_cli import REPO, logged_losses, run_swift, swift_env
 from test_plugins_entry_points import ivl3, pip_install_target
 
 EXAMPLE = REPO / "examples" / "ivl3-dataset-example"

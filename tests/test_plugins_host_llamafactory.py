@@ -1,7 +1,7 @@
 """The LLaMA-Factory adapter's launch side, in the ms-swift environment (no llamafactory needed).
 
 ``ivl3 train --host llamafactory`` calls :func:`launch_argv` here; the real
-training runs are in ``tests/llamafactory`` (``.venv-lf``).
+training runs are in ``tests/lf_host`` (``.venv-lf``).
 """
 from __future__ import annotations
 

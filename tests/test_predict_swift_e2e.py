@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from conftest import run_swift, swift_env
+from swift_cli import run_swift, swift_env
 from ivl3_plugin.metric.predict import predict
 from ivl3_plugin.metric.predictions import load_predictions
 

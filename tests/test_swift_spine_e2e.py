@@ -8,7 +8,7 @@ import textwrap
 
 import pytest
 
-from conftest import logged_losses, run_swift, swift_env
+from swift_cli import logged_losses, run_swift, swift_env
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from conftest import logged_losses, run_swift, swift_env
+from swift_cli import logged_losses, run_swift, swift_env
 
 NUM_FRAMES = 4
 FULL_LENGTH = 1256  # tokens of one 4-frame demo sample with the tiny tokenizer (tests below check it loosely)

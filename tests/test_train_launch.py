@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from conftest import logged_losses, swift_env
+from swift_cli import logged_losses, swift_env
 from ivl3_plugin.cli import main
 
 
@@ -134,7 +134,7 @@ def test_tiny_recipe_trains_end_to_end_on_cpu(tmp_path, tiny_model, demo_annotat
 @pytest.mark.e2e
 def test_plain_swift_sft_reads_a_recipe_file(tmp_path, tiny_model, demo_annotations):
     """``swift sft recipes/tiny-cpu.yaml`` with no ivl3 launcher: the file alone is a valid ms-swift config."""
-    from conftest import run_swift
+    from swift_cli import run_swift
     from ivl3_plugin.convert import convert
     from ivl3_plugin.paths import recipes_dir
 

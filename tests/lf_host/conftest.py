@@ -1,4 +1,4 @@
-"""LLaMA-Factory host tests: run with ``.venv-lf/bin/pytest tests/llamafactory`` (scripts/setup_llamafactory_env.sh).
+"""LLaMA-Factory host tests: run with ``.venv-lf/bin/pytest tests/lf_host`` (scripts/setup_llamafactory_env.sh).
 
 llamafactory 0.9.5 cannot share the ms-swift environment, so in any other
 environment this folder collects nothing (and a run of just this folder
@@ -8,8 +8,8 @@ import importlib.util
 
 import pytest
 
-# This folder is itself named ``llamafactory``: with tests/ on sys.path it is found as a namespace
-# package (origin None) when the real one is missing, so look for a real package.
+# A folder named ``llamafactory`` on sys.path would be found as a namespace package (origin None),
+# so only a real package counts.
 _spec = importlib.util.find_spec("llamafactory")
 HAVE_LF = _spec is not None and _spec.origin is not None
 collect_ignore_glob = [] if HAVE_LF else ["test_*.py"]
@@ -20,7 +20,7 @@ def pytest_collection_modifyitems(config, items):
         return
     skip = pytest.mark.skip(reason="llamafactory is not installed (scripts/setup_llamafactory_env.sh builds .venv-lf)")
     for item in items:
-        if "tests/llamafactory" in str(item.fspath):
+        if "tests/lf_host" in str(item.fspath):
             item.add_marker(skip)
 
 
