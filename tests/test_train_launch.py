@@ -104,7 +104,10 @@ def test_recipe_by_path_and_list(tmp_path, capsys):
 
 
 def test_llamafactory_host_missing_is_a_clear_error(monkeypatch, capsys):
+    import ivl3_plugin.hosts
+
     monkeypatch.setitem(sys.modules, "ivl3_plugin.hosts.llamafactory", None)  # as if the module were absent
+    monkeypatch.delattr(ivl3_plugin.hosts, "llamafactory", raising=False)  # an earlier test may have imported it
     assert main(["train", "tiny-cpu", "--host", "llamafactory", "--dry-run"]) == 2
     assert "needs ivl3_plugin.hosts.llamafactory" in capsys.readouterr().err
 
