@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,6 +16,7 @@ from typing import Dict, List, Optional
 
 from .default_plugins.datasets import DEMO_DATASET, demo_dataset_dir
 from .default_plugins.templates import VIDEO_TEMPLATE
+from .metric.predict import swift_executable
 
 
 @dataclass
@@ -38,13 +37,6 @@ class DemoResult:
     losses: List[float]
     paths: Dict[str, str] = field(default_factory=dict)
     seconds: Dict[str, float] = field(default_factory=dict)
-
-
-def swift_executable() -> str:
-    exe = shutil.which("swift", path=str(Path(sys.executable).parent)) or shutil.which("swift")
-    if not exe:
-        raise RuntimeError("the `swift` CLI is not installed: pip install 'ivl3-plugin[swift]' (or run `make demo`)")
-    return exe
 
 
 def offline_env() -> Dict[str, str]:

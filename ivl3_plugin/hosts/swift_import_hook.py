@@ -70,8 +70,6 @@ class _Finder:
     def find_spec(self, fullname, path=None, target=None):
         if fullname != TARGET:
             return None
-        import importlib.machinery
-
         for finder in sys.meta_path:
             if finder is self or not hasattr(finder, "find_spec"):
                 continue
