@@ -44,3 +44,16 @@ def logged_losses(output_dir: Path) -> list:
             if "loss" in row:
                 losses.append(float(row["loss"]))
     return losses
+
+
+def convert_demo_subset(demo_annotations: Path, tmp: Path, count: int, num_frames: int) -> Path:
+    """The first ``count`` bundled videos converted by the real converter into one split; its swift JSONL."""
+    from ivl3_plugin.convert import convert
+
+    rows = [json.loads(line) for line in demo_annotations.read_text().splitlines() if line.strip()][:count]
+    for row in rows:
+        row["video"] = str((demo_annotations.parent / row["video"]).resolve())
+    ann = tmp / "annotations.jsonl"
+    ann.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    out = convert(ann, tmp / "converted", num_frames=num_frames, val_fraction=0.0)
+    return out / "swift" / "train.jsonl"

@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from swift_cli import run_swift, swift_env
+from swift_cli import convert_demo_subset, run_swift, swift_env
 
 OUR_KEYS = ("eval_bleu4", "eval_rougeL", "eval_rougeLsum", "eval_cider")
 
@@ -13,16 +13,7 @@ OUR_KEYS = ("eval_bleu4", "eval_rougeL", "eval_rougeLsum", "eval_cider")
 @pytest.fixture(scope="module")
 def small_dataset(tmp_path_factory, demo_annotations):
     """Six bundled videos converted to 2 frames each (one split, used for train and eval)."""
-    from ivl3_plugin.convert import convert
-
-    tmp = tmp_path_factory.mktemp("metric_e2e")
-    rows = [json.loads(l) for l in demo_annotations.read_text().splitlines() if l.strip()][:6]
-    for r in rows:
-        r["video"] = str((demo_annotations.parent / r["video"]).resolve())
-    ann = tmp / "annotations.jsonl"
-    ann.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    out = convert(ann, tmp / "converted", num_frames=2, val_fraction=0.0)
-    train = out / "swift" / "train.jsonl"
+    train = convert_demo_subset(demo_annotations, tmp_path_factory.mktemp("metric_e2e"), count=6, num_frames=2)
     assert len(train.read_text().splitlines()) == 6
     return train
 

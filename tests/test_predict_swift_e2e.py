@@ -5,22 +5,14 @@ import json
 
 import pytest
 
-from swift_cli import run_swift, swift_env
+from swift_cli import convert_demo_subset, run_swift, swift_env
 from ivl3_plugin.metric.predict import predict
 from ivl3_plugin.metric.predictions import load_predictions
 
 
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory, demo_annotations):
-    from ivl3_plugin.convert import convert
-
-    tmp = tmp_path_factory.mktemp("predict")
-    rows = [json.loads(l) for l in demo_annotations.read_text().splitlines() if l.strip()][:3]
-    for r in rows:
-        r["video"] = str((demo_annotations.parent / r["video"]).resolve())
-    (tmp / "ann.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    out = convert(tmp / "ann.jsonl", tmp / "conv", num_frames=2, val_fraction=0.0)
-    return out / "swift" / "train.jsonl"
+    return convert_demo_subset(demo_annotations, tmp_path_factory.mktemp("predict"), count=3, num_frames=2)
 
 
 def _check(preds_path, dataset):

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from swift_cli import convert_demo_subset
+
 from ivl3_plugin.metric.evaluation import evaluate_predictions
 from ivl3_plugin.metric.predictions import Prediction
 from ivl3_plugin.metric.report import write_report
@@ -51,15 +53,9 @@ def chromium(*args, tmp: Path, timeout: int = 120) -> subprocess.CompletedProces
 @pytest.fixture(scope="module")
 def scored(tmp_path_factory, demo_annotations):
     """Four bundled videos converted to 3 frames, a fine-tuned-like prediction set and a worse baseline."""
-    from ivl3_plugin.convert import convert
-
     tmp = tmp_path_factory.mktemp("report")
-    rows = [json.loads(l) for l in demo_annotations.read_text().splitlines() if l.strip()][:4]
-    for r in rows:
-        r["video"] = str((demo_annotations.parent / r["video"]).resolve())
-    (tmp / "ann.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    out = convert(tmp / "ann.jsonl", tmp / "conv", num_frames=3, val_fraction=0.0)
-    ds = [json.loads(l) for l in (out / "swift" / "train.jsonl").read_text().splitlines()]
+    train = convert_demo_subset(demo_annotations, tmp, count=4, num_frames=3)
+    ds = [json.loads(l) for l in train.read_text().splitlines()]
     cut = [2, 4, 6, 100]  # increasingly complete predictions -> distinct scores
     preds = [Prediction(d["id"], [d["messages"][-1]["content"]],
                         " ".join(d["messages"][-1]["content"].split()[:c]), d["videos"][0]) for d, c in zip(ds, cut)]
