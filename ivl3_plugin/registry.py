@@ -74,9 +74,7 @@ class Registry:
                 f"plugin {plugin!r} registered a {self.kind} with an invalid name {name!r}: "
                 "use letters, digits, '_', '-' or '.'"
             )
-        if isinstance(obj, LazyRef):
-            pass  # checked when first resolved, so listing plugins never imports heavy code
-        elif self._check is not None:
+        if self._check is not None and not isinstance(obj, LazyRef):  # a LazyRef is checked when resolved
             self._validate(name, obj, plugin)
         old = self._entries.get(name)
         if old is not None:
