@@ -246,11 +246,17 @@ def swift_argv(model: Path, data: Path, tuner: str, micro: int, global_batch: in
     return argv
 
 
-def run_one(name: str, argv: list, out: Path, env: dict, timeout: int) -> dict:
+def run_one(name: str, argv: list, out: Path, env: dict, timeout: int, profile: Path = None) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     stats = out / "bench.json"
     stats.unlink(missing_ok=True)
     env = dict(env, IVL3_BENCH_OUT=str(stats))
+    if profile is not None:  # sample the trainer's Python stacks (collapsed format: one stack per line)
+        profile.mkdir(parents=True, exist_ok=True)
+        spy = shutil.which("py-spy") or next((str(Path(d) / "bin" / "py-spy") for d in sys.path
+                                               if (Path(d) / "bin" / "py-spy").exists()), "py-spy")
+        argv = [spy, "record", "--format", "raw", "--rate", "200", "--nonblocking", "--subprocesses",
+                "-o", str(profile / (name.replace("/", "_") + ".txt")), "--", *argv]
     t0 = time.perf_counter()
     proc = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=timeout)
     wall = time.perf_counter() - t0
@@ -315,6 +321,9 @@ def main(argv=None) -> int:
     ap.add_argument("--sides", default="native,ours",
                     help="native, ours (our micro-batch), ours1 (ours at micro-batch 1: the same-memory point)")
     ap.add_argument("--timeout", type=int, default=600, help="per run, seconds")
+    ap.add_argument("--ours-extra", default="[]", help="JSON list of extra swift arguments for our sides")
+    ap.add_argument("--native-extra", default="[]", help="JSON list of extra swift arguments for native")
+    ap.add_argument("--profile", default=None, help="folder: record each run's Python stacks with py-spy")
     args = ap.parse_args(argv)
 
     tiny = args.tiny
@@ -333,6 +342,9 @@ def main(argv=None) -> int:
     work.mkdir(parents=True, exist_ok=True)
     n_videos = args.videos or max(8, 2 * gb * steps)
     sys.path.insert(0, str(REPO))
+    extra = {False: json.loads(args.native_extra), True: json.loads(args.ours_extra)}
+    if not all(isinstance(x, list) and all(isinstance(y, str) for y in x) for x in extra.values()):
+        ap.error("--ours-extra / --native-extra: a JSON list of strings")
 
     t0 = time.perf_counter()
     data = make_data(work / "data", n_videos, frames, 448 if not tiny else 96)
@@ -367,8 +379,10 @@ def main(argv=None) -> int:
             name = f"{cfg}/{side}"
             run_dir = work / "runs" / cfg / side
             shutil.rmtree(run_dir, ignore_errors=True)
-            res = run_one(name, swift_argv(model, rows_file, tuner, mb, gb, steps, run_dir, side != "native",
-                                           args.device, workers), run_dir, env, args.timeout)
+            argv_ = swift_argv(model, rows_file, tuner, mb, gb, steps, run_dir, side != "native", args.device,
+                               workers) + extra[side != "native"]
+            res = run_one(name, argv_, run_dir, env, args.timeout, Path(args.profile) if args.profile else None)
+            res["extra_args"] = extra[side != "native"]
             res.update(micro_batch=mb, grad_accum=max(1, gb // mb), workers=workers)
             if not res.get("failed"):
                 tps = sum(res["tokens"]) / max(1, sum(res["samples"]))

@@ -20,6 +20,7 @@ Goals: every row within +-20 % of the prediction; scaling efficiency >= 85 %.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import gc
 import json
 import os
@@ -45,13 +46,25 @@ def row_key(r):
 
 
 # ---------------------------------------------------------------------------------------------- worker
-def build_model(model_dir, tuner, device, torch):
+def build_model(model_dir, tuner, device, torch, zero_init_config=None):
+    """Random-init model; with ``zero_init_config`` (a ZeRO-3 config) the weights are created already
+    partitioned (``deepspeed.zero.Init``), for sizes whose bf16 weights one GPU cannot hold (78B)."""
     from transformers import InternVLConfig, InternVLForConditionalGeneration
 
     cfg = InternVLConfig.from_pretrained(model_dir)
     cfg._attn_implementation = "sdpa"
-    with torch.device(device):
+    if zero_init_config is not None:
+        from transformers.integrations import HfDeepSpeedConfig
+
+        # transformers sees ZeRO-3 through this object (held by a weak reference): it builds the model
+        # inside deepspeed.zero.Init and initialises each module's gathered weights, one module at a time
+        ds_marker = HfDeepSpeedConfig(zero_init_config)
         model = InternVLForConditionalGeneration._from_config(cfg, dtype=torch.bfloat16, attn_implementation="sdpa")
+        model._ivl3_ds_marker = ds_marker
+    else:
+        with torch.device(device):
+            model = InternVLForConditionalGeneration._from_config(cfg, dtype=torch.bfloat16,
+                                                                  attn_implementation="sdpa")
     model.model.vision_tower.requires_grad_(False)
     model.model.multi_modal_projector.requires_grad_(tuner == "full")
     if tuner == "lora":
@@ -67,18 +80,21 @@ def build_model(model_dir, tuner, device, torch):
     return model, cfg
 
 
-def ds_config(stage, hidden, micro_batch):
-    """ms-swift's zero2.json / zero3.json with the "auto" values the HF integration fills in."""
+def ds_config(stage, hidden, micro_batch, z3_reuse=int(1e9), grad_accum=1):
+    """ms-swift's zero2.json / zero3.json with the "auto" values the HF integration fills in.
+
+    ``z3_reuse`` overrides stage3_max_reuse_distance and stage3_max_live_parameters (ms-swift: 1e9),
+    to check what the planner's gathered-parameters term stands for."""
     zero = {"stage": stage, "overlap_comm": False, "contiguous_gradients": True}
     if stage == 3:
         zero.update(reduce_bucket_size=hidden * hidden, stage3_prefetch_bucket_size=int(0.9 * hidden * hidden),
-                    stage3_param_persistence_threshold=10 * hidden, stage3_max_live_parameters=int(1e9),
-                    stage3_max_reuse_distance=int(1e9), sub_group_size=int(1e9))
+                    stage3_param_persistence_threshold=10 * hidden, stage3_max_live_parameters=int(z3_reuse),
+                    stage3_max_reuse_distance=int(z3_reuse), sub_group_size=int(1e9))
     else:
         zero.update(allgather_partitions=True, allgather_bucket_size=int(2e8), reduce_scatter=True,
                     reduce_bucket_size=int(2e8))
     return {"bf16": {"enabled": True}, "zero_optimization": zero, "train_micro_batch_size_per_gpu": micro_batch,
-            "gradient_accumulation_steps": 1, "gradient_clipping": 1.0, "zero_allow_untested_optimizer": True,
+            "gradient_accumulation_steps": grad_accum, "gradient_clipping": 1.0, "zero_allow_untested_optimizer": True,
             "steps_per_print": 10 ** 9, "wall_clock_breakdown": False}
 
 
@@ -113,7 +129,10 @@ def run_row(row, a, rank, world, local_rank, device, torch, dist):
     if cuda:
         torch.cuda.empty_cache()
     base = torch.cuda.memory_allocated() if cuda else rss_bytes()
-    model, cfg = build_model(row["model_dir"], row["tuner"], device, torch)
+    hidden = json.loads((Path(row["model_dir"]) / "config.json").read_text())["text_config"]["hidden_size"]
+    config = ds_config(row["zero"], hidden, a["micro_batch"], a["z3_reuse"], a.get("grad_accum", 1)) if row["zero"] else None
+    zero_init = row["zero"] == 3 and row["size"] in a["zero_init_sizes"]
+    model, cfg = build_model(row["model_dir"], row["tuner"], device, torch, config if zero_init else None)
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=1e-5, weight_decay=0.05, fused=cuda)
     if row["zero"] == 0:
@@ -122,28 +141,32 @@ def run_row(row, a, rank, world, local_rank, device, torch, dist):
     else:
         import deepspeed
 
-        engine, opt, _, _ = deepspeed.initialize(model=model, optimizer=opt,
-                                                 config=ds_config(row["zero"], cfg.text_config.hidden_size,
-                                                                  a["micro_batch"]))
+        engine, opt, _, _ = deepspeed.initialize(model=model, optimizer=opt, config=config)
     batch = make_batch(cfg, a, device, torch)
     if cuda:
         torch.cuda.empty_cache()
         torch.cuda.reset_peak_memory_stats()
     start = torch.cuda.memory_allocated() if cuda else rss_bytes()
     times = []
-    for _ in range(a["steps"]):
+    accum = a.get("grad_accum", 1)
+    for _ in range(a["steps"]):  # one optimizer step = ``accum`` micro-batches
         if dist.is_initialized():
             dist.barrier()
         t0 = time.perf_counter()
-        loss = engine(**batch).loss
-        if row["zero"] == 0:
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(params, 1.0)
-            opt.step()
-            opt.zero_grad(set_to_none=True)
-        else:
-            engine.backward(loss)
-            engine.step()
+        for k in range(accum):
+            if row["zero"] == 0:
+                last = k == accum - 1
+                with (engine.no_sync() if world > 1 and not last else contextlib.nullcontext()):
+                    loss = engine(**batch).loss
+                    (loss / accum).backward()
+                if last:
+                    torch.nn.utils.clip_grad_norm_(params, 1.0)
+                    opt.step()
+                    opt.zero_grad(set_to_none=True)
+            else:
+                loss = engine(**batch).loss
+                engine.backward(loss)
+                engine.step()  # DeepSpeed steps the optimizer at the accumulation boundary only
         if cuda:
             torch.cuda.synchronize()
         times.append(time.perf_counter() - t0)
@@ -288,7 +311,7 @@ def report(results, a, device):
             for world, t in sorted(times.items()):
                 if 1 in times:
                     eff = times[1] / t
-                    samples = world * a["micro_batch"] / t
+                    samples = world * a["micro_batch"] * a.get("grad_accum", 1) / t
                     scaling.append(dict(size=size, tuner=tuner, zero=zero, world=world, step_s=t,
                                         samples_per_s=samples, efficiency=eff, meets_85pct=eff >= 0.85))
                     print(f"  {size:5} {tuner:5} zero{zero} x{world}: {samples:7.2f} samples/s, "
@@ -311,6 +334,11 @@ def main(argv=None):
     ap.add_argument("--text-tokens", type=int, default=256)
     ap.add_argument("--label-tokens", type=int, default=128)
     ap.add_argument("--micro-batch", type=int, default=1)
+    ap.add_argument("--grad-accum", type=int, default=1, help="micro-batches per optimizer step (timed together)")
+    ap.add_argument("--z3-reuse", type=float, default=1e9,
+                    help="ZeRO-3 stage3_max_reuse_distance and max_live_parameters (ms-swift: 1e9)")
+    ap.add_argument("--zero-init-sizes", default="78B",
+                    help="sizes built already partitioned (deepspeed.zero.Init) in ZeRO-3 rows")
     ap.add_argument("--group-timeout", type=int, default=300, help="seconds per GPU-count group")
     ap.add_argument("--workdir", help="where model configs and partial results go (default: a temp dir)")
     ap.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
@@ -331,7 +359,8 @@ def main(argv=None):
         args.text_tokens = min(args.text_tokens, 64)
         args.label_tokens = min(args.label_tokens, 16)
     a = dict(device=args.device, frames=args.frames, text_tokens=args.text_tokens, label_tokens=args.label_tokens,
-             micro_batch=args.micro_batch, steps=args.steps)
+             micro_batch=args.micro_batch, grad_accum=args.grad_accum, steps=args.steps, z3_reuse=int(args.z3_reuse),
+             zero_init_sizes=[x for x in args.zero_init_sizes.split(",") if x])
     work = Path(args.workdir or tempfile.mkdtemp(prefix="recipe_memory-"))
     work.mkdir(parents=True, exist_ok=True)
     rows = plan_rows(args)

@@ -32,10 +32,9 @@ def make_video(path: Path, width: int, height: int, fps: int, seconds: float, se
 
     Reused when ``path`` already exists (``--work DIR`` keeps the videos between runs).
     """
-    import av
-
     if path.exists():
         return path
+    import av
 
     from PIL import Image
 
@@ -129,6 +128,8 @@ def main(argv=None) -> int:
     ann.write_text(json.dumps({"id": "source", "video": str(src), "summary": "moving texture"}) + "\n")
     res = run_convert(ann, work / "converted", num_frames=args.num_frames, cache_dir=work / "cache",
                       formats=["swift"], val_fraction=0.0)
+    if res.skipped or not res.converted:
+        raise SystemExit(f"the converter skipped the source video: {res.skipped}")
     row = json.loads((res.out_dir / "swift" / "train.jsonl").read_text().splitlines()[0])
     frames = row["videos"][0]
 

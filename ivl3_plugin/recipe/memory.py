@@ -24,6 +24,7 @@ FP32 = 4
 ZERO_STAGES = (0, 1, 2, 3)
 DS_REDUCE_BUCKET = 2e8  # elements: ms-swift's zero1/zero2.json reduce_bucket_size
 DS_SUB_GROUP = 1e9  # elements: ms-swift's zero3.json sub_group_size
+DS_Z3_REUSE = 1e9  # elements: ms-swift's zero3.json stage3_max_reuse_distance / stage3_max_live_parameters
 
 
 @dataclass(frozen=True)
@@ -102,6 +103,19 @@ def trainable_params(arch: ModelArch, setup: TrainSetup) -> int:
     return n
 
 
+def zero3_gathered_params(arch: ModelArch, setup: TrainSetup) -> float:
+    """Parameters ZeRO-3 holds gathered (whole, bf16) at the peak, besides each rank's partition.
+
+    DeepSpeed releases a gathered parameter after use only if it is not needed again within
+    ``stage3_max_reuse_distance`` elements of upcoming modules.  With gradient checkpointing every LLM
+    layer is needed again by its recompute in backward, so with ms-swift's 1e9 the whole model stays
+    gathered up to about 1e9 parameters (measured on H200s: ``benchmarks/recipe_memory.py``).
+    """
+    p = arch.params()
+    biggest = max(arch.text.embed_params(), max(i * o for i, o in arch.text.linear_shapes()))
+    return float(max(biggest, min(sum(p.values()), DS_Z3_REUSE)))
+
+
 def layer_activation_bytes(arch: ModelArch, setup: TrainSetup, deepspeed: bool) -> float:
     """Bytes per token one decoder layer keeps for backward (bf16, SDPA attention, SwiGLU MLP)."""
     t = arch.text
@@ -167,9 +181,10 @@ def estimate(arch: ModelArch, setup: TrainSetup) -> MemoryEstimate:
     if setup.zero in (1, 2):
         buffers += BF16 * min(DS_REDUCE_BUCKET, p_train)
     if setup.zero == 3:
-        biggest = max(t.embed_params(), max(i * o for i, o in t.linear_shapes()))
-        buffers += BF16 * (biggest + 0.9 * t.hidden ** 2)  # gathered module + prefetch bucket
+        buffers += BF16 * zero3_gathered_params(arch, setup)
+        buffers += BF16 * 0.9 * t.hidden ** 2  # prefetch bucket ("auto" = 0.9 hidden^2)
         buffers += BF16 * min(t.hidden ** 2, p_train)  # reduce bucket ("auto" = hidden^2)
+        notes["buffers"] = "ZeRO-3 keeps up to stage3_max_reuse_distance (1e9) parameters gathered"
 
     layer = layer_activation_bytes(arch, setup, ds)
     stored_ckpt = t.layers * BF16 * t.hidden + layer  # layer inputs + one layer recomputed
