@@ -114,7 +114,7 @@ def main(argv=None) -> int:
 
     from ivl3_plugin.convert import run_convert
 
-    work = Path(args.work or tempfile.mkdtemp(prefix="ivl3-bench-"))
+    work = Path(args.work or tempfile.mkdtemp(prefix="ivl3-bench-")).resolve()  # rows hold absolute paths
     work.mkdir(parents=True, exist_ok=True)
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
           f"load average {os.getloadavg()[0]:.1f}")
