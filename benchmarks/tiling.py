@@ -37,8 +37,10 @@ SHAPES = [(1920, 1080), (1280, 720), (640, 480), (1024, 1024), (3024, 4032), (80
           (4000, 600), (448, 448), (300, 200), (96, 96), (1600, 900), (720, 1280)]
 
 
-# video frames as `ivl3 convert` stores them (short side 448), one tile each (InternVL's video default)
+# video frames as `ivl3 convert --max-short-side 448` stores them, one tile each (InternVL's video default)
 FRAME_SHAPES = [(796, 448), (448, 448), (448, 796), (597, 448)]
+# ... and as `ivl3 convert --frame-size 448` stores them: already one tile's pixels
+TILE_FRAME_SHAPES = [(448, 448)]
 
 
 def make_images(n, seed=0, shapes=SHAPES):
@@ -61,6 +63,8 @@ def main(argv=None):
     ap.add_argument("--max-tiles", type=int, default=None, help="default 12 (1 with --frames)")
     ap.add_argument("--frames", action="store_true",
                     help="video frames as ivl3 convert stores them (short side 448), max 1 tile each")
+    ap.add_argument("--tile-frames", action="store_true",
+                    help="video frames as `ivl3 convert --frame-size 448` stores them (448x448), max 1 tile each")
     ap.add_argument("--threads", type=int, default=1,
                     help="torch intra-op threads (default 1, as in a DataLoader worker; 0 leaves torch's default)")
     ap.add_argument("--dtype", choices=["float32", "bfloat16"], default="float32",
@@ -77,9 +81,11 @@ def main(argv=None):
     from ivl3_plugin.tile import load_image, pick_grid, tile_image
 
     dtype = getattr(torch, args.dtype)
+    args.frames = args.frames or args.tile_frames
     if args.max_tiles is None:
         args.max_tiles = 1 if args.frames else 12
-    images = make_images(args.images, shapes=FRAME_SHAPES if args.frames else SHAPES)
+    images = make_images(args.images, shapes=TILE_FRAME_SHAPES if args.tile_frames else
+                         FRAME_SHAPES if args.frames else SHAPES)
     tmp = None
     if args.files:
         tmp = tempfile.TemporaryDirectory()
@@ -126,7 +132,7 @@ def main(argv=None):
     n = len(inputs)
     ours_ips, theirs_ips = n / best["ours"], n / best["ms-swift"]
     print(f"tiling {n} images ({tiles} tiles of 448x448, max_tiles={args.max_tiles}, {args.dtype}, "
-          f"{'frames, ' if args.frames else ''}{'from JPEG files' if args.files else 'in-memory PIL'}), fastest of {args.passes} interleaved passes "
+          f"{'448x448 frames, ' if args.tile_frames else 'frames, ' if args.frames else ''}{'from JPEG files' if args.files else 'in-memory PIL'}), fastest of {args.passes} interleaved passes "
           f"per image, torch threads={torch.get_num_threads()}, {platform.processor() or platform.machine()}")
     print(f"  ours (ivl3_plugin.tile)        {ours_ips:8.2f} images/s  {tiles / best['ours']:8.1f} tiles/s")
     print(f"  ms-swift transform_image       {theirs_ips:8.2f} images/s  {tiles / best['ms-swift']:8.1f} tiles/s")
@@ -137,7 +143,8 @@ def main(argv=None):
     print(f"  max abs pixel difference       {max_diff:.2e}")
     if args.json:
         args.json.write_text(json.dumps({"images": n, "tiles": tiles, "files": args.files, "dtype": args.dtype,
-                                         "max_tiles": args.max_tiles, "ours_images_s": ours_ips,
+                                         "max_tiles": args.max_tiles, "frames": args.frames, "tile_frames": args.tile_frames,
+                                         "ours_images_s": ours_ips,
                                          "swift_images_s": theirs_ips, "ratio": ours_ips / theirs_ips,
                                          "max_abs_diff": max_diff, "resize_images_s": n / best["resize"],
                                          "threads": torch.get_num_threads()}, indent=2))

@@ -137,3 +137,42 @@ def test_max_short_side_resizes(tmp_path):
     run_convert(ann, out, num_frames=2, max_short_side=60, cache_dir=tmp_path / "c", formats=["swift"])
     frame = __import__("json").loads((out / "samples.jsonl").read_text())["frames"][0]
     assert Image.open(frame).size == (100, 60)
+
+
+def test_frame_size_stores_one_tile_per_frame_resized_once(tmp_path):
+    """--frame-size N: each frame is PIL's bicubic N x N resize of decord's frame (PNG: exact), so the
+    tiler needs no resize at train time and gives the same tensor as ms-swift's transform_image."""
+    import json
+
+    from PIL import Image
+
+    from ivl3_plugin.tile import tile_image
+
+    video = write_video(tmp_path / "wide.mp4", numbered_frames(6, h=120, w=200), fps=6)
+    ann = tmp_path / "a.jsonl"
+    ann.write_text('{"video": "wide.mp4", "summary": "grey levels"}\n')
+    out = tmp_path / "out"
+    run_convert(ann, out, num_frames=3, frame_size=64, image_format="png", cache_dir=tmp_path / "c",
+                formats=["swift"], val_fraction=0.0)
+    sample = json.loads((out / "samples.jsonl").read_text())
+    decoded, _, _ = _decord_frames(video, sample["indices"])
+    for path, arr in zip(sample["frames"], decoded):
+        stored = Image.open(path).convert("RGB")
+        assert stored.size == (64, 64)
+        expected = Image.fromarray(arr).resize((64, 64), Image.BICUBIC)
+        assert np.array_equal(np.asarray(stored), np.asarray(expected))
+        # the template's tiling of the stored frame = tiling the source frame at one tile per frame
+        direct = tile_image(Image.fromarray(arr), tile_size=64, max_tiles=1).pixel_values
+        assert float((tile_image(stored, tile_size=64, max_tiles=1).pixel_values - direct).abs().max()) < 1e-6
+
+
+def test_frame_size_keys_the_cache_and_excludes_max_short_side(tmp_path):
+    from ivl3_plugin.convert.cache import ImageOptions, entry_key
+
+    assert "frame_size" not in ImageOptions().key()  # keys of caches made before the option stay valid
+    assert ImageOptions(frame_size=448).key()["frame_size"] == 448
+    assert entry_key("d", {}, None, ImageOptions()) != entry_key("d", {}, None, ImageOptions(frame_size=448))
+    with pytest.raises(ValueError, match="frame_size and max_short_side exclude each other"):
+        ImageOptions(max_short_side=448, frame_size=448)
+    with pytest.raises(ValueError, match="frame_size must be a positive"):
+        ImageOptions(frame_size=0)

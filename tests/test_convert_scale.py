@@ -119,3 +119,24 @@ def test_resume_after_sigkill_gives_the_same_outputs(tmp_path):
     assert _normalised(out) == _normalised(tmp_path / "clean")
     samples = [json.loads(l) for l in (out / "samples.jsonl").read_text().splitlines()]
     assert len(samples) == 24 and len({s["id"] for s in samples}) == 24  # no duplicate rows
+
+
+def test_cli_frame_size_with_max_short_side_is_a_clear_error(tmp_path):
+    ann = _ann(tmp_path, 1)
+    proc = subprocess.run(_cli(ann, tmp_path / "o", tmp_path / "c", "--frame-size", "448", "--max-short-side", "448"),
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2, proc.stderr
+    assert "frame_size and max_short_side exclude each other" in proc.stderr
+    assert not (tmp_path / "o" / "samples.jsonl").exists()
+
+
+def test_cli_frame_size_writes_tile_sized_frames(tmp_path):
+    from PIL import Image
+
+    ann = _ann(tmp_path, 2)
+    proc = subprocess.run(_cli(ann, tmp_path / "o", tmp_path / "c", "--frame-size", "56", "--val-fraction", "0"),
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    rows = [json.loads(line) for line in (tmp_path / "o" / "samples.jsonl").read_text().splitlines()]
+    assert len(rows) == 2
+    assert {Image.open(f).size for r in rows for f in r["frames"]} == {(56, 56)}

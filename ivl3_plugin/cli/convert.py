@@ -41,6 +41,9 @@ def add_parser(sub) -> None:
     s.add_argument("--image-format", choices=["jpeg", "png"], default="jpeg")
     s.add_argument("--quality", type=int, default=90, help="JPEG quality")
     s.add_argument("--max-short-side", type=int, help="downscale frames so the short side is at most this")
+    s.add_argument("--frame-size", type=int,
+                   help="store each frame as an N x N image, e.g. 448: what InternVL3 feeds the model for a "
+                        "one-tile frame, so training reads frames without resizing them at every step")
     s.add_argument("--decoder", choices=["auto", "decord", "pyav"], default="auto")
     d = p.add_argument_group("dataset")
     d.add_argument("--prompt", default="concise", help="instruction prompt file templates/<name>.j2")
@@ -67,7 +70,7 @@ def run(args) -> int:
         result = run_convert(
             args.inputs, args.out, num_frames=args.num_frames, sampling=args.sampling, fps=args.fps,
             val_fraction=args.val_fraction, prompt=args.prompt, image_format=args.image_format,
-            quality=args.quality, max_short_side=args.max_short_side, video_root=args.video_root,
+            quality=args.quality, max_short_side=args.max_short_side, frame_size=args.frame_size, video_root=args.video_root,
             source=args.source, workers=default_workers() if args.workers is None else args.workers,
             shard=_shard(args.shard), cache_dir=args.cache_dir, formats=formats, decoder=args.decoder,
             unique_summaries=args.unique_summaries, progress=not args.no_progress and sys.stderr.isatty(),

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, List, Optional, Sequence, Tuple, Union
 
@@ -54,7 +54,7 @@ def read_sources(inputs: Sequence[PathLike], source: Optional[str] = None, regis
 def run_convert(inputs: Union[PathLike, Sequence[PathLike]], out_dir: PathLike, *, num_frames: int = 8,
                 sampling: str = "segment", fps: float = 1.0, val_fraction: float = 0.2, prompt: str = "concise",
                 image_format: str = "jpeg", quality: int = 90, max_short_side: Optional[int] = None,
-                video_root: Optional[PathLike] = None, source: Optional[str] = None, workers: int = 0,
+                frame_size: Optional[int] = None, video_root: Optional[PathLike] = None, source: Optional[str] = None, workers: int = 0,
                 shard: Tuple[int, int] = (0, 1), cache_dir: Optional[PathLike] = None,
                 formats: Optional[Iterable[str]] = None, decoder: str = "auto", unique_summaries: bool = False,
                 progress: bool = False, registry=None, **source_opts) -> ConvertResult:
@@ -76,12 +76,12 @@ def run_convert(inputs: Union[PathLike, Sequence[PathLike]], out_dir: PathLike, 
     out = Path(out_dir).absolute()
     out.mkdir(parents=True, exist_ok=True)
     samp = Sampling(sampling, num_frames, fps)
-    image = ImageOptions(image_format, quality, max_short_side)
+    image = ImageOptions(image_format, quality, max_short_side, frame_size)
     instruction = render_instruction(prompt)
     cache_root = Path(cache_dir).absolute() if cache_dir else default_cache_dir()
 
     rows = read_sources(inputs, source, registry, **source_opts)
-    options_sig = {"sampling": samp.key(), "image": asdict(image), "decoder": decoder}
+    options_sig = {"sampling": samp.key(), "image": image.key(), "decoder": decoder}
     items, plan_skips = build_plan(rows, Path(video_root).absolute() if video_root else None, options_sig,
                                    unique_summaries)
     previous = load_results(out)

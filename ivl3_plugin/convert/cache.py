@@ -26,12 +26,26 @@ class ImageOptions:
     format: str = "jpeg"  # "jpeg" | "png"
     quality: int = 90
     max_short_side: Optional[int] = None
+    # store every frame as frame_size x frame_size (bicubic): what InternVL feeds the model for a one-tile
+    # frame, so training reads it without resizing (resize once here, not at every step)
+    frame_size: Optional[int] = None
 
     def __post_init__(self):
         if self.format not in ("jpeg", "png"):
             raise ValueError(f"image format must be 'jpeg' or 'png', not {self.format!r}")
         if not 1 <= self.quality <= 100:
             raise ValueError("JPEG quality must be in 1..100")
+        if self.frame_size is not None and self.frame_size < 1:
+            raise ValueError(f"frame_size must be a positive number of pixels, got {self.frame_size}")
+        if self.frame_size and self.max_short_side:
+            raise ValueError("frame_size and max_short_side exclude each other: give one of them")
+
+    def key(self) -> dict:
+        """The options that change the frames on disk (``frame_size`` only when set: older keys stay valid)."""
+        d = asdict(self)
+        if d["frame_size"] is None:
+            del d["frame_size"]
+        return d
 
     @property
     def suffix(self) -> str:
@@ -51,7 +65,7 @@ def file_digest(path: str, chunk: int = 1 << 20) -> str:
 
 def entry_key(content_digest: str, sampling: dict, clip, image: ImageOptions) -> str:
     payload = {"v": CACHE_VERSION, "content": content_digest, "sampling": sampling,
-               "clip": list(clip) if clip else None, "image": asdict(image)}
+               "clip": list(clip) if clip else None, "image": image.key()}
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:32]
 
 
@@ -60,10 +74,12 @@ def default_cache_dir() -> Path:
     return home / "cache" / "frames"
 
 
-def _resize(arr, max_short_side: Optional[int]):
+def _resize(arr, max_short_side: Optional[int], frame_size: Optional[int] = None):
     from PIL import Image
 
     im = Image.fromarray(arr)
+    if frame_size:
+        return im if im.size == (frame_size, frame_size) else im.resize((frame_size, frame_size), Image.BICUBIC)
     if max_short_side and min(im.size) > max_short_side:
         w, h = im.size
         scale = max_short_side / min(w, h)
@@ -94,7 +110,7 @@ class FrameCache:
         for index, arr in zip(decoded.indices, decoded.frames):
             if index not in written:
                 name = f"f{index:07d}{image.suffix}"
-                im = _resize(arr, image.max_short_side)
+                im = _resize(arr, image.max_short_side, image.frame_size)
                 if image.format == "jpeg":
                     im.save(tmp / name, format="JPEG", quality=image.quality)
                 else:

@@ -6,6 +6,7 @@ with :meth:`SampleMedia.select`.
 """
 from __future__ import annotations
 
+import logging
 import re
 from dataclasses import dataclass
 from typing import Any, Dict, List, Sequence, Tuple
@@ -17,6 +18,7 @@ from .prompts import render_instruction
 from .spec import TemplateSpec
 
 _TAGS = re.compile(r"<(image|video|audio)>")
+log = logging.getLogger("ivl3_plugin.template")
 
 
 @dataclass(frozen=True)
@@ -135,11 +137,25 @@ class SampleMedia:
                 image = load_image(src)
             except Exception as exc:
                 raise TemplateInputError(f"sample {self.sample_id}: cannot read image {_name(src)}: {exc}") from exc
+            if slot.video >= 0 and cap > 1 and image.size == (self.spec.tile_size, self.spec.tile_size):
+                _warn_tile_sized_frames(self.spec.tile_size, cap)
             kwargs = {} if self.dtype is None else {"dtype": self.dtype}
             res = tile_image(image, tile_size=self.spec.tile_size, min_tiles=1, max_tiles=cap,
                              thumbnail=self.spec.thumbnail, **kwargs)
             self._tiles[key] = res.pixel_values
         return self._tiles[key]
+
+
+_warned_tile_sized = set()
+
+
+def _warn_tile_sized_frames(tile_size: int, cap: int) -> None:
+    """Frames converted with ``--frame-size`` hold one tile's pixels: more tiles per frame add none."""
+    if cap not in _warned_tile_sized:
+        _warned_tile_sized.add(cap)
+        log.warning("ivl3 template: video frames are %dx%d (ivl3 convert --frame-size) but up to %d tiles per "
+                    "frame were asked for: such frames hold one tile's detail; convert without --frame-size "
+                    "to give frames more tiles", tile_size, tile_size, cap)
 
 
 def _tiler():

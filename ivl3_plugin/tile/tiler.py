@@ -98,7 +98,8 @@ def tile_image(
     with_thumb = thumbnail and n_grid > 1
     t = tile_size
 
-    resized = img.resize((t * cols, t * rows), Image.Resampling.BICUBIC)
+    size = (t * cols, t * rows)  # frames stored at tile size (`ivl3 convert --frame-size`) need no resize
+    resized = img if img.size == size else img.resize(size, Image.Resampling.BICUBIC)
     scale, bias = _scale_bias(mean, std)
     # float outputs (bf16, fp16, ...) are written directly: addcmul computes in float32, rounds once on store
     work = dtype if dtype.is_floating_point else torch.float32
