@@ -2,14 +2,14 @@
 
 ms-swift (like InternVL's reference code) crops every tile into its own PIL
 image and runs torchvision's ToTensor + Normalize per tile.  Here the resized
-image becomes one uint8 tensor, the tiles are a reshaped *view* of it, and one
-multiply-add reads that view and writes the normalised float output (one more
-for the thumbnail): no crops, no per-tile tensors, no separate conversion pass.  The resize itself is PIL's bicubic
-resize, the same call ms-swift makes, so pixels agree with it to float rounding.
+image is read in place as one uint8 array, the tiles are a reshaped *view* of it,
+and per channel one multiply (uint8 -> float32) and one add write the normalised
+output planes (numpy; faster than one mixed-dtype torch ``addcmul``, see docs/benchmarks.md):
+no crops, no per-tile tensors.  The resize itself is PIL's bicubic resize, the same
+call ms-swift makes, so pixels agree with it to float rounding.
 """
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass
 from typing import Any, Dict, Optional, Sequence, Tuple
 
@@ -59,13 +59,6 @@ def _scale_bias(mean: Sequence[float], std: Sequence[float]) -> Tuple[torch.Tens
     return scale, bias
 
 
-def _as_uint8_hwc(img: Image.Image) -> torch.Tensor:
-    arr = np.asarray(img)  # read-only view of PIL's bytes: we only read it
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)
-        return torch.from_numpy(arr)
-
-
 def tile_image(
     image: Any,
     *,
@@ -101,17 +94,21 @@ def tile_image(
     size = (t * cols, t * rows)  # frames stored at tile size (`ivl3 convert --frame-size`) need no resize
     resized = img if img.size == size else img.resize(size, Image.Resampling.BICUBIC)
     scale, bias = _scale_bias(mean, std)
-    # float outputs (bf16, fp16, ...) are written directly: addcmul computes in float32, rounds once on store
-    work = dtype if dtype.is_floating_point else torch.float32
-    out = torch.empty((n_grid + with_thumb, 3, t, t), dtype=work)
-    # [rows*t, cols*t, 3] -> [rows, t, cols, t, 3] -> [rows, cols, 3, t, t]: row-major tiles, a view;
-    # addcmul reads the uint8 view, promotes, normalises and writes the output in one pass
-    tiles = _as_uint8_hwc(resized).view(rows, t, cols, t, 3).permute(0, 2, 4, 1, 3)
-    grid_out = out[:n_grid].view(rows, cols, 3, t, t)
-    torch.addcmul(bias.view(1, 1, 3, 1, 1), tiles, scale.view(1, 1, 3, 1, 1), out=grid_out)
+    out = torch.empty((n_grid + with_thumb, 3, t, t), dtype=torch.float32)
+    planes = out.numpy()
+    # [rows*t, cols*t, 3] -> [rows, t, cols, t, 3] -> [rows, cols, 3, t, t]: row-major tiles, a view
+    tiles = np.asarray(resized).reshape(rows, t, cols, t, 3).transpose(0, 2, 4, 1, 3)
+    _normalise(tiles, planes[:n_grid].reshape(rows, cols, 3, t, t), scale, bias)
     if with_thumb:
-        thumb = _as_uint8_hwc(img.resize((t, t), Image.Resampling.BICUBIC)).permute(2, 0, 1)
-        torch.addcmul(bias.view(3, 1, 1), thumb, scale.view(3, 1, 1), out=out[n_grid])
-    if out.dtype != dtype:
+        thumb = np.asarray(img.resize((t, t), Image.Resampling.BICUBIC)).transpose(2, 0, 1)
+        _normalise(thumb[None, None], planes[n_grid:].reshape(1, 1, 3, t, t), scale, bias)
+    if out.dtype != dtype:  # bf16/fp16: computed in float32, rounded once
         out = out.to(dtype)
     return TileResult(out, (cols, rows), with_thumb)
+
+
+def _normalise(src: np.ndarray, dst: np.ndarray, scale: torch.Tensor, bias: torch.Tensor) -> None:
+    """``dst[..., c, :, :] = src[..., c, :, :] * scale[c] + bias[c]`` for uint8 ``src``, float32 ``dst`` views."""
+    for c in range(3):
+        np.multiply(src[:, :, c], np.float32(scale[c]), out=dst[:, :, c])
+        dst[:, :, c] += np.float32(bias[c])
