@@ -93,6 +93,26 @@ def _cli(ann: Path, out: Path, cache: Path, *extra):
             "--num-frames", "16", "--image-format", "png", "--no-progress", *extra]
 
 
+def _processes_mentioning(text: str) -> list:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                cmd = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            except OSError:
+                continue
+            if text in cmd:
+                found.append((int(entry.name), cmd))
+    return found
+
+
+def _wait_until_none_mention(text: str, timeout: float = 10.0) -> list:
+    deadline = time.time() + timeout
+    while (left := _processes_mentioning(text)) and time.time() < deadline:
+        time.sleep(0.1)
+    return left
+
+
 def test_resume_after_sigkill_gives_the_same_outputs(tmp_path):
     ann = _ann(tmp_path, 24)
     out, cache = tmp_path / "killed", tmp_path / "cache-killed"
@@ -104,8 +124,9 @@ def test_resume_after_sigkill_gives_the_same_outputs(tmp_path):
             break
         time.sleep(0.02)
     assert proc.poll() is None, "the converter finished before it could be killed"
-    proc.send_signal(signal.SIGKILL)  # the parent; its worker dies with the pool's pipe
+    proc.send_signal(signal.SIGKILL)  # the parent only: its worker must not outlive it
     proc.wait()
+    assert _wait_until_none_mention(str(out)) == [], "a worker process outlived the killed converter"
     done_before = log.read_bytes().count(b"\n")
     assert 3 <= done_before < 24 and not (out / "samples.jsonl").exists()
 

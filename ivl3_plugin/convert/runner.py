@@ -98,7 +98,8 @@ def _one_pool(todo: List[Item], cfg, workers, on_result, bar) -> Tuple[List[Item
     worker dies are known exactly.
     """
     queue = list(reversed(todo))
-    with ProcessPoolExecutor(max_workers=workers, mp_context=_context()) as pool:
+    with ProcessPoolExecutor(max_workers=workers, mp_context=_context(), initializer=_exit_with_parent,
+                             initargs=(os.getpid(),)) as pool:
         running: Dict = {}
         while queue or running:
             while queue and len(running) < workers:
@@ -117,6 +118,22 @@ def _one_pool(todo: List[Item], cfg, workers, on_result, bar) -> Tuple[List[Item
             if broken:
                 return list(reversed(queue)), list(running.values())
     return [], []
+
+
+def _exit_with_parent(parent: int) -> None:
+    """Worker initializer: end with the converter (kill -9, OOM killer, preemption).
+
+    A forked worker holds both ends of the pool's pipes, so it never sees EOF when the
+    parent dies and would wait forever; on Linux the kernel kills it instead.
+    """
+    if sys.platform.startswith("linux"):
+        import ctypes
+        import signal
+
+        PR_SET_PDEATHSIG = 1
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, int(signal.SIGKILL))
+    if os.getppid() != parent:  # the parent died before the line above took effect
+        os._exit(1)
 
 
 def _bar(total: int, enabled: bool):
