@@ -70,7 +70,8 @@ def run(args) -> int:
         result = run_convert(
             args.inputs, args.out, num_frames=args.num_frames, sampling=args.sampling, fps=args.fps,
             val_fraction=args.val_fraction, prompt=args.prompt, image_format=args.image_format,
-            quality=args.quality, max_short_side=args.max_short_side, frame_size=args.frame_size, video_root=args.video_root,
+            quality=args.quality, max_short_side=args.max_short_side, frame_size=args.frame_size,
+            video_root=args.video_root,
             source=args.source, workers=default_workers() if args.workers is None else args.workers,
             shard=_shard(args.shard), cache_dir=args.cache_dir, formats=formats, decoder=args.decoder,
             unique_summaries=args.unique_summaries, progress=not args.no_progress and sys.stderr.isatty(),

@@ -54,7 +54,8 @@ def read_sources(inputs: Sequence[PathLike], source: Optional[str] = None, regis
 def run_convert(inputs: Union[PathLike, Sequence[PathLike]], out_dir: PathLike, *, num_frames: int = 8,
                 sampling: str = "segment", fps: float = 1.0, val_fraction: float = 0.2, prompt: str = "concise",
                 image_format: str = "jpeg", quality: int = 90, max_short_side: Optional[int] = None,
-                frame_size: Optional[int] = None, video_root: Optional[PathLike] = None, source: Optional[str] = None, workers: int = 0,
+                frame_size: Optional[int] = None, video_root: Optional[PathLike] = None,
+                source: Optional[str] = None, workers: int = 0,
                 shard: Tuple[int, int] = (0, 1), cache_dir: Optional[PathLike] = None,
                 formats: Optional[Iterable[str]] = None, decoder: str = "auto", unique_summaries: bool = False,
                 progress: bool = False, registry=None, **source_opts) -> ConvertResult:

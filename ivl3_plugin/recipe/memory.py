@@ -103,7 +103,7 @@ def trainable_params(arch: ModelArch, setup: TrainSetup) -> int:
     return n
 
 
-def zero3_gathered_params(arch: ModelArch, setup: TrainSetup) -> float:
+def zero3_gathered_params(arch: ModelArch) -> float:
     """Parameters ZeRO-3 holds gathered (whole, bf16) at the peak, besides each rank's partition.
 
     DeepSpeed releases a gathered parameter after use only if it is not needed again within
@@ -181,7 +181,7 @@ def estimate(arch: ModelArch, setup: TrainSetup) -> MemoryEstimate:
     if setup.zero in (1, 2):
         buffers += BF16 * min(DS_REDUCE_BUCKET, p_train)
     if setup.zero == 3:
-        buffers += BF16 * zero3_gathered_params(arch, setup)
+        buffers += BF16 * zero3_gathered_params(arch)
         buffers += BF16 * 0.9 * t.hidden ** 2  # prefetch bucket ("auto" = 0.9 hidden^2)
         buffers += BF16 * min(t.hidden ** 2, p_train)  # reduce bucket ("auto" = hidden^2)
         notes["buffers"] = "ZeRO-3 keeps up to stage3_max_reuse_distance (1e9) parameters gathered"
