@@ -48,15 +48,13 @@ class TileResult:
         return int(self.pixel_values.shape[0])
 
 
-def _scale_bias(mean: Sequence[float], std: Sequence[float]) -> Tuple[torch.Tensor, torch.Tensor]:
-    """``(x/255 - mean)/std == x*scale + bias``, per channel, computed in float64 then rounded once."""
+def _scale_bias(mean: Sequence[float], std: Sequence[float]) -> Tuple[np.ndarray, np.ndarray]:
+    """``(x/255 - mean)/std == x*scale + bias``, per channel, computed in float64 then rounded once to float32."""
     if len(mean) != 3 or len(std) != 3 or any(s == 0 for s in std):
         raise ValueError(f"mean and std need 3 values each (std non-zero), got mean={mean}, std={std}")
     m = np.asarray(mean, dtype=np.float64)
     s = np.asarray(std, dtype=np.float64)
-    scale = torch.from_numpy((1.0 / (255.0 * s)).astype(np.float32))
-    bias = torch.from_numpy((-m / s).astype(np.float32))
-    return scale, bias
+    return (1.0 / (255.0 * s)).astype(np.float32), (-m / s).astype(np.float32)
 
 
 def tile_image(
@@ -107,8 +105,8 @@ def tile_image(
     return TileResult(out, (cols, rows), with_thumb)
 
 
-def _normalise(src: np.ndarray, dst: np.ndarray, scale: torch.Tensor, bias: torch.Tensor) -> None:
+def _normalise(src: np.ndarray, dst: np.ndarray, scale: np.ndarray, bias: np.ndarray) -> None:
     """``dst[..., c, :, :] = src[..., c, :, :] * scale[c] + bias[c]`` for uint8 ``src``, float32 ``dst`` views."""
     for c in range(3):
-        np.multiply(src[:, :, c], np.float32(scale[c]), out=dst[:, :, c])
-        dst[:, :, c] += np.float32(bias[c])
+        np.multiply(src[:, :, c], scale[c], out=dst[:, :, c])
+        dst[:, :, c] += bias[c]
