@@ -130,7 +130,7 @@ def run_row(row, a, rank, world, local_rank, device, torch, dist):
         torch.cuda.empty_cache()
     base = torch.cuda.memory_allocated() if cuda else rss_bytes()
     hidden = json.loads((Path(row["model_dir"]) / "config.json").read_text())["text_config"]["hidden_size"]
-    config = ds_config(row["zero"], hidden, a["micro_batch"], a["z3_reuse"], a.get("grad_accum", 1)) if row["zero"] else None
+    config = ds_config(row["zero"], hidden, a["micro_batch"], a["z3_reuse"], a["grad_accum"]) if row["zero"] else None
     zero_init = row["zero"] == 3 and row["size"] in a["zero_init_sizes"]
     model, cfg = build_model(row["model_dir"], row["tuner"], device, torch, config if zero_init else None)
     params = [p for p in model.parameters() if p.requires_grad]
@@ -148,7 +148,7 @@ def run_row(row, a, rank, world, local_rank, device, torch, dist):
         torch.cuda.reset_peak_memory_stats()
     start = torch.cuda.memory_allocated() if cuda else rss_bytes()
     times = []
-    accum = a.get("grad_accum", 1)
+    accum = a["grad_accum"]
     for _ in range(a["steps"]):  # one optimizer step = ``accum`` micro-batches
         if dist.is_initialized():
             dist.barrier()
@@ -311,7 +311,7 @@ def report(results, a, device):
             for world, t in sorted(times.items()):
                 if 1 in times:
                     eff = times[1] / t
-                    samples = world * a["micro_batch"] * a.get("grad_accum", 1) / t
+                    samples = world * a["micro_batch"] * a["grad_accum"] / t
                     scaling.append(dict(size=size, tuner=tuner, zero=zero, world=world, step_s=t,
                                         samples_per_s=samples, efficiency=eff, meets_85pct=eff >= 0.85))
                     print(f"  {size:5} {tuner:5} zero{zero} x{world}: {samples:7.2f} samples/s, "
