@@ -48,12 +48,26 @@ def test_metadata_is_read_from_comment_lines_and_hidden_from_swift(tmp_path):
     (lambda t: t.replace("tuner_type: full", "tuner_type: lora"), "field 'lora_rank' is required"),
     (lambda t: "#@ivl3 gpus: 8\n" + t, "metadata field 'gpus' is unknown"),
     (lambda t: t.replace("#@ivl3 nodes: 1", "#@ivl3 nodes: two"), "metadata field 'nodes'"),
+    (lambda t: t + "use_liger_kernel: yes please\n", "field 'use_liger_kernel': expected true or false"),
 ])
 def test_errors_name_the_file_and_the_field(tmp_path, edit, field):
     path = write(tmp_path, edit(GOOD))
     problems = validate(load_recipe(path))
     assert problems, "expected a problem"
     assert any(field in p and str(path) in p for p in problems), problems
+
+
+def test_liger_kernel_is_checked_before_launch(tmp_path, monkeypatch):
+    """``use_liger_kernel: true`` without the package fails validation naming the field and the install."""
+    import importlib.util
+
+    path = write(tmp_path, GOOD + "use_liger_kernel: true\n")
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "liger_kernel" else real(name, *a))
+    problems = validate(load_recipe(path))
+    assert any("'use_liger_kernel'" in p and "ivl3-plugin[liger]" in p and str(path) in p for p in problems), problems
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: object() if name == "liger_kernel" else real(name, *a))
+    assert validate(load_recipe(path)) == []
 
 
 def test_batch_maths_names_every_factor(tmp_path):

@@ -15,6 +15,7 @@ GPUs a launch will really use.
 from __future__ import annotations
 
 import copy
+import importlib.util
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -139,11 +140,15 @@ def validate(recipe: Recipe, world_size: Optional[int] = None) -> List[str]:
     for key, kind, lo, hi in checks:
         if key in a:
             errors += _check_type(w, key, a[key], kind, lo, hi)
-    for key in ("freeze_vit", "freeze_llm", "freeze_aligner", "gradient_checkpointing"):
+    for key in ("freeze_vit", "freeze_llm", "freeze_aligner", "gradient_checkpointing", "use_liger_kernel"):
         if key in a and not isinstance(a[key], bool):
             errors.append(f"{w}: field '{key}': expected true or false, got {a[key]!r}")
     if a.get("tuner_type") == "lora" and "lora_rank" not in a:
         errors.append(f"{w}: field 'lora_rank' is required for a LoRA recipe")
+    if a.get("use_liger_kernel") is True and importlib.util.find_spec("liger_kernel") is None:
+        # ms-swift would stop only after loading the model; say it before anything starts
+        errors.append(f"{w}: field 'use_liger_kernel' needs the liger-kernel package (GPU only): "
+                      "pip install 'ivl3-plugin[liger]'")
     ds = a.get("deepspeed")
     if ds is not None:
         path = deepspeed_path(recipe)
