@@ -119,11 +119,20 @@ def _image(w, h, seed):
     return Image.fromarray(np.where(rng.random((h, w, 1)) < 0.5, noise, ramp).astype(np.uint8))
 
 
+@pytest.fixture(params=["numba", "pil"])
+def backend(request, monkeypatch):
+    """Both tilers against ms-swift: the numba resampler (default) and the PIL + numpy fallback."""
+    if request.param == "numba":
+        pytest.importorskip("numba")
+    monkeypatch.setenv("IVL3_TILE_BACKEND", request.param)
+    return request.param
+
+
 PIXEL_SIZES_448 = [(1, 1), (96, 96), (640, 480), (1920, 1080), (634, 634), (300, 1200), (5000, 120)]
 
 
 @pytest.mark.parametrize("w,h", PIXEL_SIZES_448)
-def test_pixels_match_swift_transform_image_448(w, h):
+def test_pixels_match_swift_transform_image_448(w, h, backend):
     img = _image(w, h, seed=w * 7 + h)
     ours = tile_image(img)
     ref = vision_utils.transform_image(img, input_size=448, max_num=12)
@@ -132,7 +141,7 @@ def test_pixels_match_swift_transform_image_448(w, h):
     assert float((ours.pixel_values - ref).abs().max()) <= 1e-5
 
 
-def test_pixels_match_swift_transform_image_many_sizes_small_tiles():
+def test_pixels_match_swift_transform_image_many_sizes_small_tiles(backend):
     """Same pipeline at tile 28 (fast) over many shapes and budgets, including tie sizes."""
     rng = np.random.default_rng(0)
     shapes = [(int(w), int(h)) for w, h in rng.integers(1, 400, (70, 2))] + [(s, s) for s in (19, 20, 42, 43, 60, 61)]
@@ -148,7 +157,7 @@ def test_pixels_match_swift_transform_image_many_sizes_small_tiles():
     assert checked >= 200
 
 
-def test_bf16_output_matches_swift_then_cast():
+def test_bf16_output_matches_swift_then_cast(backend):
     """ms-swift's template casts transform_image's float32 to the model dtype; ours writes bf16 directly."""
     import torch
 

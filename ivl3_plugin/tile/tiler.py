@@ -10,6 +10,7 @@ call ms-swift makes, so pixels agree with it to float rounding.
 """
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from typing import Any, Dict, Optional, Sequence, Tuple
 
@@ -89,20 +90,43 @@ def tile_image(
     with_thumb = thumbnail and n_grid > 1
     t = tile_size
 
-    size = (t * cols, t * rows)  # frames stored at tile size (`ivl3 convert --frame-size`) need no resize
-    resized = img if img.size == size else img.resize(size, Image.Resampling.BICUBIC)
     scale, bias = _scale_bias(mean, std)
     out = torch.empty((n_grid + with_thumb, 3, t, t), dtype=torch.float32)
     planes = out.numpy()
-    # [rows*t, cols*t, 3] -> [rows, t, cols, t, 3] -> [rows, cols, 3, t, t]: row-major tiles, a view
-    tiles = np.asarray(resized).reshape(rows, t, cols, t, 3).transpose(0, 2, 4, 1, 3)
-    _normalise(tiles, planes[:n_grid].reshape(rows, cols, 3, t, t), scale, bias)
-    if with_thumb:
-        thumb = np.asarray(img.resize((t, t), Image.Resampling.BICUBIC)).transpose(2, 0, 1)
-        _normalise(thumb[None, None], planes[n_grid:].reshape(1, 1, 3, t, t), scale, bias)
+    resample = _resampler()
+    if resample is not None:  # numba: PIL's bicubic bits, resized and normalised in one pass per output
+        src = resample.pil_rgbx(img)
+        resample.resize_normalise(src, (cols, rows), t, scale, bias, planes[:n_grid])
+        if with_thumb:
+            resample.resize_normalise(src, (1, 1), t, scale, bias, planes[n_grid:])
+    else:
+        size = (t * cols, t * rows)  # frames stored at tile size (`ivl3 convert --frame-size`) need no resize
+        resized = img if img.size == size else img.resize(size, Image.Resampling.BICUBIC)
+        # [rows*t, cols*t, 3] -> [rows, t, cols, t, 3] -> [rows, cols, 3, t, t]: row-major tiles, a view
+        tiles = np.asarray(resized).reshape(rows, t, cols, t, 3).transpose(0, 2, 4, 1, 3)
+        _normalise(tiles, planes[:n_grid].reshape(rows, cols, 3, t, t), scale, bias)
+        if with_thumb:
+            thumb = np.asarray(img.resize((t, t), Image.Resampling.BICUBIC)).transpose(2, 0, 1)
+            _normalise(thumb[None, None], planes[n_grid:].reshape(1, 1, 3, t, t), scale, bias)
     if out.dtype != dtype:  # bf16/fp16: computed in float32, rounded once
         out = out.to(dtype)
     return TileResult(out, (cols, rows), with_thumb)
+
+
+def _resampler():
+    """The numba resampler module, or None for the PIL + numpy path (``IVL3_TILE_BACKEND=pil``, or no numba)."""
+    backend = os.environ.get("IVL3_TILE_BACKEND", "").strip().lower()
+    if backend not in ("", "auto", "numba", "pil"):
+        raise ValueError(f"IVL3_TILE_BACKEND must be 'numba', 'pil' or unset, got {backend!r}")
+    if backend == "pil":
+        return None
+    try:
+        from . import resample
+    except ImportError:
+        if backend == "numba":
+            raise
+        return None
+    return resample
 
 
 def _normalise(src: np.ndarray, dst: np.ndarray, scale: np.ndarray, bias: np.ndarray) -> None:

@@ -1,0 +1,269 @@
+"""Pillow's 8-bit bicubic resize, bit for bit, in numba, fused with the tile normalisation.
+
+Why: parity with ms-swift (float output within 1e-5) needs the resized uint8
+pixels to equal ``PIL.Image.resize(..., BICUBIC)`` exactly, and that PIL call was
+most of the tiling time.  This is the same arithmetic (float64 filter weights,
+22-bit fixed-point taps rounded half away from zero, int32 sums starting at
+1 << 21, a uint8 image between the two passes, Pillow's pass order), laid out so
+that every inner loop runs over contiguous int32 lanes and LLVM vectorises it:
+
+- pixels are 4 bytes (RGBX, PIL's own layout), so moving a pixel is one uint32;
+- vertical pass: an output row is a weighted sum of whole input rows, 4 taps per
+  sweep over the row;
+- horizontal pass: a block of ``R`` input rows is transposed to ``[x, row]``
+  (uint32), so each tap adds one contiguous ``R*4``-byte line into ``R*4`` lanes.
+
+The two passes are fused block by block (a small ring buffer of intermediate rows,
+never a full intermediate image) and each finished output row goes straight into
+the normalised float32 tiles (``pixel * scale + bias`` in float32, as numpy does).
+Single-threaded on purpose (no ``parallel``; no ``fastmath``, which could reorder
+the float64 weight arithmetic).  Compiled on first use; numba's on-disk cache
+serves later processes.
+"""
+from __future__ import annotations
+
+import math
+
+import numba
+import numpy as np
+from PIL import Image
+
+PRECISION_BITS = 22  # Pillow: 32 - 8 bits of result - 2 bits of headroom
+HALF = 1 << (PRECISION_BITS - 1)
+R = 16  # rows per horizontal block
+L = R * 4  # lanes of the horizontal pass: R rows x RGBX
+
+# Pillow 13 runs the vertical pass first when the height shrinks more than twice as much as the width
+# (python-pillow/Pillow#9549); older Pillow always runs the horizontal pass first.
+_PILLOW_VERTICAL_FIRST = int(Image.__version__.split(".")[0]) >= 13
+
+_jit = numba.njit(cache=True, nogil=True)
+
+
+def vertical_first(in_w: int, in_h: int, out_w: int, out_h: int) -> bool:
+    """Whether the installed Pillow resizes ``in -> out`` vertical pass first (it matters for the bits)."""
+    return _PILLOW_VERTICAL_FIRST and out_h < in_h and (in_h - out_h) > 2 * (in_w - out_w)
+
+
+@_jit
+def _bicubic(x):
+    # Keys cubic with a = -0.5, in Pillow's evaluation order
+    if x < 0.0:
+        x = -x
+    if x < 1.0:
+        return ((-0.5 + 2.0) * x - (-0.5 + 3.0)) * x * x + 1
+    if x < 2.0:
+        return (((x - 5) * x + 8) * x - 4) * -0.5
+    return 0.0
+
+
+@_jit
+def coeffs(in_size, out_size):
+    """Per output pixel: first input pixel, tap count, int32 fixed-point weights (zero-padded to 4n)."""
+    scale = in_size / out_size
+    filterscale = max(scale, 1.0)
+    support = 2.0 * filterscale
+    ksize = int(math.ceil(support)) * 2 + 1
+    inv = 1.0 / filterscale  # Pillow multiplies by the inverse; dividing can differ in the last bit
+    start = np.empty(out_size, np.int64)
+    count = np.empty(out_size, np.int64)
+    kk = np.zeros((out_size, (ksize + 3) // 4 * 4), np.int32)
+    w = np.empty(ksize, np.float64)
+    for xx in range(out_size):
+        center = (xx + 0.5) * scale
+        xmin = max(int(center - support + 0.5), 0)
+        n = min(int(center + support + 0.5), in_size) - xmin
+        ww = 0.0
+        for x in range(n):
+            w[x] = _bicubic((x + xmin - center + 0.5) * inv)
+            ww += w[x]
+        for x in range(n):
+            v = w[x] / ww if ww != 0.0 else w[x]
+            kk[xx, x] = int(v * (1 << PRECISION_BITS) - 0.5) if v < 0 else int(v * (1 << PRECISION_BITS) + 0.5)
+        start[xx] = xmin
+        count[xx] = n
+    return start, count, kk
+
+
+@_jit
+def _clip8(v):
+    v >>= PRECISION_BITS
+    return 0 if v < 0 else (255 if v > 255 else v)
+
+
+@_jit
+def _hblock(src32, s0, nr, xlo, xhi, hs, hn, hk, tb32, tb8, acc, ob8, ob32, dst32, d0, dmod):
+    """Horizontal pass over rows ``s0..s0+nr`` of uint32 (RGBX) ``src32``, columns ``xlo..xhi``,
+    into rows ``(d0 + r) % dmod`` of ``dst32``.  Lanes of rows >= nr are computed and dropped."""
+    blk = src32[s0:s0 + nr, xlo:xhi]
+    for i in range(xhi - xlo):
+        for r in range(nr):
+            tb32[i, r] = blk[r, i]
+    for xx in range(hs.shape[0]):
+        b = hs[xx] - xlo
+        kr = hk[xx]
+        for g in range(0, hn[xx], 4):  # 4 taps per sweep over the lanes; padded weights are 0
+            t0, t1, t2, t3 = tb8[b + g], tb8[b + g + 1], tb8[b + g + 2], tb8[b + g + 3]
+            c0, c1, c2, c3 = kr[g], kr[g + 1], kr[g + 2], kr[g + 3]
+            if g == 0:
+                for i in range(L):
+                    acc[i] = HALF + t0[i] * c0 + t1[i] * c1 + t2[i] * c2 + t3[i] * c3
+            else:
+                for i in range(L):
+                    acc[i] += t0[i] * c0 + t1[i] * c1 + t2[i] * c2 + t3[i] * c3
+        for i in range(L):
+            ob8[i] = _clip8(acc[i])
+        for r in range(nr):
+            d = d0 + r
+            dst32[d - dmod if d >= dmod else d, xx] = ob32[r]
+
+
+@_jit
+def _vrow(src, mod, base, n, k, c0, acc, out):
+    """One vertical-pass row: ``out = clip(sum_j k[j] * src[(base + j) % mod, c0:c0+len(out)])``."""
+    n_out = out.shape[0]
+    ng = (n + 3) // 4
+    for g in range(ng):
+        j = base + 4 * g
+        r0, r1 = src[j % mod, c0:c0 + n_out], src[(j + 1) % mod, c0:c0 + n_out]
+        r2, r3 = src[(j + 2) % mod, c0:c0 + n_out], src[(j + 3) % mod, c0:c0 + n_out]
+        k0, k1, k2, k3 = k[4 * g], k[4 * g + 1], k[4 * g + 2], k[4 * g + 3]
+        if g == 0:
+            for i in range(n_out):
+                acc[i] = HALF + r0[i] * k0 + r1[i] * k1 + r2[i] * k2 + r3[i] * k3
+        else:
+            for i in range(n_out):
+                acc[i] += r0[i] * k0 + r1[i] * k1 + r2[i] * k2 + r3[i] * k3
+    for i in range(n_out):  # a separate loop keeps the lanes int32 (numba widens expressions to int64)
+        out[i] = _clip8(acc[i])
+
+
+@_jit
+def _emit_row(row, yy, out, cols, th, tw, scale, bias):
+    """Write resized row ``yy`` (RGBX bytes) into the tiles: ``pixel * scale + bias`` in float32."""
+    tr = yy // th
+    py = yy - tr * th
+    for tc in range(cols):
+        seg = row[tc * tw * 4:(tc + 1) * tw * 4]
+        for c in range(3):
+            o = out[tr * cols + tc, c, py]
+            s, b = scale[c], bias[c]
+            for px in range(tw):
+                o[px] = np.float32(seg[4 * px + c]) * s + b
+
+
+@_jit
+def _resize_tiles(src, cols, rows, th, tw, scale, bias, out, vfirst):
+    """Resize RGBX ``src`` [H, W, 4] to ``(cols*tw, rows*th)`` as Pillow does and write the normalised tiles."""
+    H, W = src.shape[0], src.shape[1]
+    w, h = cols * tw, rows * th
+    src8 = src.reshape(H, W * 4)
+    if w == W and h == H:  # no resize: only the normalisation
+        for y in range(H):
+            _emit_row(src8[y], y, out, cols, th, tw, scale, bias)
+        return
+    src32 = src8.view(np.uint32)
+    acc = np.empty(max(max(w, W) * 4, L), np.int32)
+    row = np.empty(w * 4, np.uint8)
+    if w == W:  # vertical pass only
+        vs, vn, vk = coeffs(H, h)
+        for yy in range(h):
+            _vrow(src8, H, vs[yy], vn[yy], vk[yy], 0, acc, row)
+            _emit_row(row, yy, out, cols, th, tw, scale, bias)
+        return
+    hs, hn, hk = coeffs(W, w)
+    xlo, xhi = hs[0], hs[w - 1] + hn[w - 1]
+    tb32 = np.zeros((xhi - xlo + 4, R), np.uint32)  # + 3 rows read by the zero-padded taps
+    tb8 = tb32.view(np.uint8)
+    ob8 = np.empty(L, np.uint8)
+    ob32 = ob8.view(np.uint32)
+    blk = np.empty((R, w * 4), np.uint8)
+    blk32 = blk.view(np.uint32)
+    if h == H:  # horizontal pass only
+        for y0 in range(0, H, R):
+            nr = min(R, H - y0)
+            _hblock(src32, y0, nr, xlo, xhi, hs, hn, hk, tb32, tb8, acc, ob8, ob32, blk32, 0, R)
+            for r in range(nr):
+                _emit_row(blk[r], y0 + r, out, cols, th, tw, scale, bias)
+        return
+    vs, vn, vk = coeffs(H, h)
+    if vfirst:  # vertical pass on the needed columns, R rows at a time, then horizontal on those rows
+        vbuf = np.empty((R, (xhi - xlo) * 4), np.uint8)
+        vbuf32 = vbuf.view(np.uint32)
+        hs0 = hs - xlo
+        for yy0 in range(0, h, R):
+            nr = min(R, h - yy0)
+            for r in range(nr):
+                _vrow(src8, H, vs[yy0 + r], vn[yy0 + r], vk[yy0 + r], xlo * 4, acc, vbuf[r])
+            _hblock(vbuf32, 0, nr, 0, xhi - xlo, hs0, hn, hk, tb32, tb8, acc, ob8, ob32, blk32, 0, R)
+            for r in range(nr):
+                _emit_row(blk[r], yy0 + r, out, cols, th, tw, scale, bias)
+        return
+    # horizontal first: rows are made R at a time into a ring buffer just before the vertical
+    # pass needs them (its window only moves down), so they are still in cache
+    cap = vk.shape[1] + R
+    ring = np.empty((cap, w * 4), np.uint8)
+    ring32 = ring.view(np.uint32)
+    done, last = vs[0], vs[h - 1] + vn[h - 1]
+    for yy in range(h):
+        need = vs[yy] + vn[yy]
+        while done < need:
+            nr = min(R, last - done)
+            _hblock(src32, done, nr, xlo, xhi, hs, hn, hk, tb32, tb8, acc, ob8, ob32, ring32, done % cap, cap)
+            done += nr
+        _vrow(ring, cap, vs[yy], vn[yy], vk[yy], 0, acc, row)
+        _emit_row(row, yy, out, cols, th, tw, scale, bias)
+
+
+def pil_rgbx(img: Image.Image) -> np.ndarray:
+    """An RGB PIL image's pixels as ``[H, W, 4]`` uint8 (RGBX), copied row by row from PIL's own
+    4-byte layout; ``np.asarray(img)`` repacks to 3 bytes through ``tobytes`` and is several times slower."""
+    if img.mode != "RGB":
+        img = img.convert("RGB")
+    w, h = img.size
+    out = np.empty((h, w, 4), np.uint8)
+    try:
+        view = Image.frombuffer("RGBX", (w, h), out, "raw", "RGBX", 0, 1)  # shares ``out``'s memory
+        view.im.paste(img.im, (0, 0, w, h))
+    except Exception:  # noqa: BLE001 - an unexpected Pillow: the slow, plain way
+        out[:, :, :3] = np.asarray(img.convert("RGB"))
+    return out
+
+
+def _rgbx(image: np.ndarray) -> np.ndarray:
+    a = np.asarray(image)
+    if a.dtype != np.uint8 or a.ndim != 3 or a.shape[2] not in (3, 4):
+        raise ValueError(f"need an HxWx3 (RGB) or HxWx4 (RGBX) uint8 image, got {a.dtype} {a.shape}")
+    if a.shape[2] == 4:
+        return np.ascontiguousarray(a)
+    out = np.empty(a.shape[:2] + (4,), np.uint8)
+    out[:, :, :3] = a
+    return out
+
+
+def resize_normalise(image: np.ndarray, grid, tile: int, scale: np.ndarray, bias: np.ndarray,
+                     out: np.ndarray) -> None:
+    """Resize an RGB(X) uint8 image to ``(tile*cols, tile*rows)`` exactly as PIL's bicubic resize and
+    write ``out[k] = tile k (row-major) * scale + bias`` as float32 ``[cols*rows, 3, tile, tile]``.
+
+    A thumbnail is the same call with ``grid=(1, 1)``.  An image already at the target size is only
+    normalised (one pass, uint8 HWC -> float32 CHW)."""
+    cols, rows = grid
+    src = _rgbx(image)
+    if out.dtype != np.float32 or out.shape != (cols * rows, 3, tile, tile) or not out.flags.c_contiguous:
+        raise ValueError(f"out must be C-contiguous float32 {(cols * rows, 3, tile, tile)}, got {out.dtype} {out.shape}")
+    h, w = src.shape[:2]
+    vf = vertical_first(w, h, cols * tile, rows * tile)
+    _resize_tiles(src, cols, rows, tile, tile, np.asarray(scale, np.float32), np.asarray(bias, np.float32), out, vf)
+
+
+def resize(image: np.ndarray, size) -> np.ndarray:
+    """``np.asarray(Image.fromarray(image).resize(size, BICUBIC))`` for an RGB(X) uint8 array, bit for bit."""
+    w, h = size
+    if w < 1 or h < 1:
+        raise ValueError(f"size must be positive, got {size}")
+    src = _rgbx(image)
+    out = np.empty((1, 3, h, w), np.float32)
+    one, zero = np.ones(3, np.float32), np.zeros(3, np.float32)
+    _resize_tiles(src, 1, 1, h, w, one, zero, out, vertical_first(src.shape[1], src.shape[0], w, h))
+    return out[0].transpose(1, 2, 0).astype(np.uint8)
