@@ -91,6 +91,24 @@ def _clip8(v):
     return 0 if v < 0 else (255 if v > 255 else v)
 
 
+@numba.njit(cache=True, nogil=True, inline="always")
+def _mac(acc, n, r0, r1, r2, r3, k, g, m):
+    """``acc[:n] += sum_{j<m} k[g+j] * r_j[:n]`` for m <= 4 taps: one sweep over the lanes per 4 taps."""
+    c0, c1, c2, c3 = k[g], k[g + 1], k[g + 2], k[g + 3]
+    if m == 4:
+        for i in range(n):
+            acc[i] += r0[i] * c0 + r1[i] * c1 + r2[i] * c2 + r3[i] * c3
+    elif m == 3:
+        for i in range(n):
+            acc[i] += r0[i] * c0 + r1[i] * c1 + r2[i] * c2
+    elif m == 2:
+        for i in range(n):
+            acc[i] += r0[i] * c0 + r1[i] * c1
+    else:
+        for i in range(n):
+            acc[i] += r0[i] * c0
+
+
 @_jit
 def _hblock(src32, s0, nr, xlo, xhi, hs, hn, hk, tb32, tb8, acc, ob8, ob32, dst32, d0, dmod):
     """Horizontal pass over rows ``s0..s0+nr`` of uint32 (RGBX) ``src32``, columns ``xlo..xhi``,
@@ -101,39 +119,31 @@ def _hblock(src32, s0, nr, xlo, xhi, hs, hn, hk, tb32, tb8, acc, ob8, ob32, dst3
             tb32[i, r] = blk[r, i]
     for xx in range(hs.shape[0]):
         b = hs[xx] - xlo
-        kr = hk[xx]
-        for g in range(0, hn[xx], 4):  # 4 taps per sweep over the lanes; padded weights are 0
-            t0, t1, t2, t3 = tb8[b + g], tb8[b + g + 1], tb8[b + g + 2], tb8[b + g + 3]
-            c0, c1, c2, c3 = kr[g], kr[g + 1], kr[g + 2], kr[g + 3]
-            if g == 0:
-                for i in range(L):
-                    acc[i] = HALF + t0[i] * c0 + t1[i] * c1 + t2[i] * c2 + t3[i] * c3
-            else:
-                for i in range(L):
-                    acc[i] += t0[i] * c0 + t1[i] * c1 + t2[i] * c2 + t3[i] * c3
+        n = hn[xx]
         for i in range(L):
-            ob8[i] = _clip8(acc[i])
-        for r in range(nr):
-            d = d0 + r
-            dst32[d - dmod if d >= dmod else d, xx] = ob32[r]
+            acc[i] = HALF
+        for g in range(0, n, 4):  # up to 4 taps per sweep over the lanes
+            _mac(acc, L, tb8[b + g], tb8[b + g + 1], tb8[b + g + 2], tb8[b + g + 3], hk[xx], g, min(n - g, 4))
+        o = ob8[xx]
+        for i in range(L):
+            o[i] = _clip8(acc[i])
+    for r in range(nr):  # transpose back: output row r is column r of ob32
+        d = d0 + r
+        drow, col = dst32[d - dmod if d >= dmod else d], ob32[:, r]
+        for xx in range(hs.shape[0]):
+            drow[xx] = col[xx]
 
 
 @_jit
 def _vrow(src, mod, base, n, k, c0, acc, out):
     """One vertical-pass row: ``out = clip(sum_j k[j] * src[(base + j) % mod, c0:c0+len(out)])``."""
     n_out = out.shape[0]
-    ng = (n + 3) // 4
-    for g in range(ng):
-        j = base + 4 * g
-        r0, r1 = src[j % mod, c0:c0 + n_out], src[(j + 1) % mod, c0:c0 + n_out]
-        r2, r3 = src[(j + 2) % mod, c0:c0 + n_out], src[(j + 3) % mod, c0:c0 + n_out]
-        k0, k1, k2, k3 = k[4 * g], k[4 * g + 1], k[4 * g + 2], k[4 * g + 3]
-        if g == 0:
-            for i in range(n_out):
-                acc[i] = HALF + r0[i] * k0 + r1[i] * k1 + r2[i] * k2 + r3[i] * k3
-        else:
-            for i in range(n_out):
-                acc[i] += r0[i] * k0 + r1[i] * k1 + r2[i] * k2 + r3[i] * k3
+    for i in range(n_out):
+        acc[i] = HALF
+    for g in range(0, n, 4):
+        j = base + g
+        _mac(acc, n_out, src[j % mod, c0:c0 + n_out], src[(j + 1) % mod, c0:c0 + n_out],
+             src[(j + 2) % mod, c0:c0 + n_out], src[(j + 3) % mod, c0:c0 + n_out], k, g, min(n - g, 4))
     for i in range(n_out):  # a separate loop keeps the lanes int32 (numba widens expressions to int64)
         out[i] = _clip8(acc[i])
 
@@ -175,7 +185,7 @@ def _resize_tiles(src, cols, rows, th, tw, scale, bias, out, vfirst):
     xlo, xhi = hs[0], hs[w - 1] + hn[w - 1]
     tb32 = np.zeros((xhi - xlo + 4, R), np.uint32)  # + 3 rows read by the zero-padded taps
     tb8 = tb32.view(np.uint8)
-    ob8 = np.empty(L, np.uint8)
+    ob8 = np.empty((w, L), np.uint8)  # horizontal-pass output, transposed: [x, row*4 + ch]
     ob32 = ob8.view(np.uint32)
     blk = np.empty((R, w * 4), np.uint8)
     blk32 = blk.view(np.uint32)
