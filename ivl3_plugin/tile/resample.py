@@ -1,24 +1,14 @@
 """Pillow's 8-bit bicubic resize, bit for bit, in numba, fused with the tile normalisation.
 
-Why: parity with ms-swift (float output within 1e-5) needs the resized uint8
-pixels to equal ``PIL.Image.resize(..., BICUBIC)`` exactly, and that PIL call was
-most of the tiling time.  This is the same arithmetic (float64 filter weights,
-22-bit fixed-point taps rounded half away from zero, int32 sums starting at
-1 << 21, a uint8 image between the two passes, Pillow's pass order), laid out so
-that every inner loop runs over contiguous int32 lanes and LLVM vectorises it:
-
-- pixels are 4 bytes (RGBX, PIL's own layout), so moving a pixel is one uint32;
-- vertical pass: an output row is a weighted sum of whole input rows, 4 taps per
-  sweep over the row;
-- horizontal pass: a block of ``R`` input rows is transposed to ``[x, row]``
-  (uint32), so each tap adds one contiguous ``R*4``-byte line into ``R*4`` lanes.
-
-The two passes are fused block by block (a small ring buffer of intermediate rows,
-never a full intermediate image) and each finished output row goes straight into
-the normalised float32 tiles (``pixel * scale + bias`` in float32, as numpy does).
-Single-threaded on purpose (no ``parallel``; no ``fastmath``, which could reorder
-the float64 weight arithmetic).  Compiled on first use; numba's on-disk cache
-serves later processes.
+Why: parity with ms-swift (1e-5 after normalisation) needs every resized uint8 pixel to equal
+``PIL.Image.resize(..., BICUBIC)``, and that PIL call was most of the tiling time.  Same arithmetic
+(float64 weights, 22-bit fixed-point taps rounded half away from zero, int32 sums from 1 << 21, uint8
+between the passes, Pillow's pass order), laid out so every inner loop is contiguous int32 lanes that
+LLVM vectorises: pixels are 4 bytes (RGBX, PIL's own layout) so a pixel moves as one uint32; the
+vertical pass sums whole rows, up to 4 taps per sweep; the horizontal pass transposes ``R`` rows to
+``[x, row]`` so each tap adds one contiguous ``R*4``-byte line.  The passes are fused through a small
+ring buffer (no intermediate image) and finished rows go straight into the float32 tiles.
+Single-threaded (we count per core); no ``fastmath`` (it could reorder the float64 weight math).
 """
 from __future__ import annotations
 
@@ -59,7 +49,7 @@ def _bicubic(x):
 
 @_jit
 def coeffs(in_size, out_size):
-    """Per output pixel: first input pixel, tap count, int32 fixed-point weights (zero-padded to 4n)."""
+    """Per output pixel: first input pixel, tap count, int32 fixed-point weights (zero-padded to a multiple of 4)."""
     scale = in_size / out_size
     filterscale = max(scale, 1.0)
     support = 2.0 * filterscale
@@ -183,7 +173,7 @@ def _resize_tiles(src, cols, rows, th, tw, scale, bias, out, vfirst):
         return
     hs, hn, hk = coeffs(W, w)
     xlo, xhi = hs[0], hs[w - 1] + hn[w - 1]
-    tb32 = np.zeros((xhi - xlo + 4, R), np.uint32)  # + 3 rows read by the zero-padded taps
+    tb32 = np.zeros((xhi - xlo + 4, R), np.uint32)  # + 3 rows: _mac always takes 4 row views
     tb8 = tb32.view(np.uint8)
     ob8 = np.empty((w, L), np.uint8)  # horizontal-pass output, transposed: [x, row*4 + ch]
     ob32 = ob8.view(np.uint32)
@@ -230,6 +220,7 @@ def pil_rgbx(img: Image.Image) -> np.ndarray:
     4-byte layout; ``np.asarray(img)`` repacks to 3 bytes through ``tobytes`` and is several times slower."""
     if img.mode != "RGB":
         img = img.convert("RGB")
+    img.load()
     w, h = img.size
     out = np.empty((h, w, 4), np.uint8)
     try:

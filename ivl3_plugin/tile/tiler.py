@@ -1,12 +1,21 @@
-"""Cut an image into InternVL tiles: one resize, tiles as views, one fused normalisation.
+"""Cut an image into InternVL tiles: PIL's exact bicubic resize and the normalisation, fused, in numba.
 
-ms-swift (like InternVL's reference code) crops every tile into its own PIL
-image and runs torchvision's ToTensor + Normalize per tile.  Here the resized
-image is read in place as one uint8 array, the tiles are a reshaped *view* of it,
-and per channel one multiply (uint8 -> float32) and one add write the normalised
-output planes (numpy; faster than one mixed-dtype torch ``addcmul``, see docs/benchmarks.md):
-no crops, no per-tile tensors.  The resize itself is PIL's bicubic resize, the same
-call ms-swift makes, so pixels agree with it to float rounding.
+ms-swift (like InternVL's reference code) resizes with PIL, crops every tile into
+its own PIL image and runs torchvision's ToTensor + Normalize per tile.  Parity
+with it (float output within 1e-5) needs every resized uint8 pixel to be PIL's,
+and PIL's resize was most of the time, so ``resample.py`` redoes Pillow's 8-bit
+bicubic resampling bit for bit (same fixed-point arithmetic, same pass order) with
+vectorised numba loops, and writes each finished row straight into the
+normalised float32 tiles (``pixel * scale + bias``): no resized image, no crops,
+no per-tile tensors.  The source pixels come out of PIL in its own 4-byte layout
+(``resample.pil_rgbx``), cheaper than ``np.asarray``.  Frames already at tile size
+skip the resize and take one uint8 HWC -> float32 CHW pass.  See docs/benchmarks.md.
+
+Fallback (``IVL3_TILE_BACKEND=pil``, or numba not installed): PIL's ``resize``
+(the very call ms-swift makes), the tiles as a reshaped view of it, and a
+per-channel numpy multiply and add.  Both paths give identical tensors
+(``tests/test_tile_resample.py``).  numba compiles on first use (a few seconds;
+its on-disk cache makes later processes start in well under a second).
 """
 from __future__ import annotations
 
@@ -94,7 +103,7 @@ def tile_image(
     out = torch.empty((n_grid + with_thumb, 3, t, t), dtype=torch.float32)
     planes = out.numpy()
     resample = _resampler()
-    if resample is not None:  # numba: PIL's bicubic bits, resized and normalised in one pass per output
+    if resample is not None:  # numba: PIL's bicubic bits, resized and normalised row by row
         src = resample.pil_rgbx(img)
         resample.resize_normalise(src, (cols, rows), t, scale, bias, planes[:n_grid])
         if with_thumb:
