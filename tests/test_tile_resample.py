@@ -111,7 +111,7 @@ def test_pass_order_matters_and_follows_pillow():
         both = []
         for vfirst in (False, True):
             out = np.empty((1, 3, size[1], size[0]), np.float32)
-            resample._resize_tiles(src, 1, 1, size[1], size[0], one, zero, out, vfirst)
+            resample._resize_tiles(src, 1, 1, size[1], size[0], one, zero, out, np.empty((0, 3, 1, 1), np.uint16), vfirst)
             both.append(out[0].transpose(1, 2, 0).astype(np.uint8))
         assert not np.array_equal(both[0], both[1]), size
         chosen = resample.vertical_first(100, 100, *size)

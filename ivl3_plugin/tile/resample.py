@@ -139,28 +139,38 @@ def _vrow(src, mod, base, n, k, c0, acc, out):
 
 
 @_jit
-def _emit_row(row, yy, out, cols, th, tw, scale, bias):
-    """Write resized row ``yy`` (RGBX bytes) into the tiles: ``pixel * scale + bias`` in float32."""
+def _emit_row(row, yy, out, out16, tmp, cols, th, tw, scale, bias):
+    """Write resized row ``yy`` (RGBX bytes) into the tiles: ``pixel * scale + bias`` in float32, or,
+    when ``out16`` is not empty, its bfloat16 bits there (round to nearest even, as torch's ``.to``)."""
     tr = yy // th
     py = yy - tr * th
+    bf16 = out16.shape[0] > 0
+    tmp32 = tmp.view(np.uint32)
     for tc in range(cols):
         seg = row[tc * tw * 4:(tc + 1) * tw * 4]
         for c in range(3):
-            o = out[tr * cols + tc, c, py]
+            o = tmp if bf16 else out[tr * cols + tc, c, py]
             s, b = scale[c], bias[c]
             for px in range(tw):
                 o[px] = np.float32(seg[4 * px + c]) * s + b
+            if bf16:
+                o16 = out16[tr * cols + tc, c, py]
+                for px in range(tw):
+                    u = tmp32[px]
+                    o16[px] = (u + 0x7FFF + ((u >> 16) & 1)) >> 16
 
 
 @_jit
-def _resize_tiles(src, cols, rows, th, tw, scale, bias, out, vfirst):
-    """Resize RGBX ``src`` [H, W, 4] to ``(cols*tw, rows*th)`` as Pillow does and write the normalised tiles."""
+def _resize_tiles(src, cols, rows, th, tw, scale, bias, out, out16, vfirst):
+    """Resize RGBX ``src`` [H, W, 4] to ``(cols*tw, rows*th)`` as Pillow does and write the normalised tiles
+    into float32 ``out``, or as bfloat16 bits into ``out16`` when that is not empty."""
     H, W = src.shape[0], src.shape[1]
     w, h = cols * tw, rows * th
+    tmp = np.empty(tw, np.float32)
     src8 = src.reshape(H, W * 4)
     if w == W and h == H:  # no resize: only the normalisation
         for y in range(H):
-            _emit_row(src8[y], y, out, cols, th, tw, scale, bias)
+            _emit_row(src8[y], y, out, out16, tmp, cols, th, tw, scale, bias)
         return
     src32 = src8.view(np.uint32)
     acc = np.empty(max(max(w, W) * 4, L), np.int32)
@@ -169,7 +179,7 @@ def _resize_tiles(src, cols, rows, th, tw, scale, bias, out, vfirst):
         vs, vn, vk = coeffs(H, h)
         for yy in range(h):
             _vrow(src8, H, vs[yy], vn[yy], vk[yy], 0, acc, row)
-            _emit_row(row, yy, out, cols, th, tw, scale, bias)
+            _emit_row(row, yy, out, out16, tmp, cols, th, tw, scale, bias)
         return
     hs, hn, hk = coeffs(W, w)
     xlo, xhi = hs[0], hs[w - 1] + hn[w - 1]
@@ -184,7 +194,7 @@ def _resize_tiles(src, cols, rows, th, tw, scale, bias, out, vfirst):
             nr = min(R, H - y0)
             _hblock(src32, y0, nr, xlo, xhi, hs, hn, hk, tb32, tb8, acc, ob8, ob32, blk32, 0, R)
             for r in range(nr):
-                _emit_row(blk[r], y0 + r, out, cols, th, tw, scale, bias)
+                _emit_row(blk[r], y0 + r, out, out16, tmp, cols, th, tw, scale, bias)
         return
     vs, vn, vk = coeffs(H, h)
     if vfirst:  # vertical pass on the needed columns, R rows at a time, then horizontal on those rows
@@ -197,7 +207,7 @@ def _resize_tiles(src, cols, rows, th, tw, scale, bias, out, vfirst):
                 _vrow(src8, H, vs[yy0 + r], vn[yy0 + r], vk[yy0 + r], xlo * 4, acc, vbuf[r])
             _hblock(vbuf32, 0, nr, 0, xhi - xlo, hs0, hn, hk, tb32, tb8, acc, ob8, ob32, blk32, 0, R)
             for r in range(nr):
-                _emit_row(blk[r], yy0 + r, out, cols, th, tw, scale, bias)
+                _emit_row(blk[r], yy0 + r, out, out16, tmp, cols, th, tw, scale, bias)
         return
     # horizontal first: rows are made R at a time into a ring buffer just before the vertical
     # pass needs them (its window only moves down), so they are still in cache
@@ -212,7 +222,7 @@ def _resize_tiles(src, cols, rows, th, tw, scale, bias, out, vfirst):
             _hblock(src32, done, nr, xlo, xhi, hs, hn, hk, tb32, tb8, acc, ob8, ob32, ring32, done % cap, cap)
             done += nr
         _vrow(ring, cap, vs[yy], vn[yy], vk[yy], 0, acc, row)
-        _emit_row(row, yy, out, cols, th, tw, scale, bias)
+        _emit_row(row, yy, out, out16, tmp, cols, th, tw, scale, bias)
 
 
 def pil_rgbx(img: Image.Image) -> np.ndarray:
@@ -245,17 +255,24 @@ def _rgbx(image: np.ndarray) -> np.ndarray:
 def resize_normalise(image: np.ndarray, grid, tile: int, scale: np.ndarray, bias: np.ndarray,
                      out: np.ndarray) -> None:
     """Resize an RGB(X) uint8 image to ``(tile*cols, tile*rows)`` exactly as PIL's bicubic resize and
-    write ``out[k] = tile k (row-major) * scale + bias`` as float32 ``[cols*rows, 3, tile, tile]``.
+    write ``out[k] = tile k (row-major) * scale + bias``, ``out`` ``[cols*rows, 3, tile, tile]`` float32,
+    or uint16 holding bfloat16 bits (a ``torch.bfloat16`` tensor's ``.view(torch.int16)`` numpy view).
 
     A thumbnail is the same call with ``grid=(1, 1)``.  An image already at the target size is only
     normalised (one pass, uint8 HWC -> float32 CHW)."""
     cols, rows = grid
     src = _rgbx(image)
-    if out.dtype != np.float32 or out.shape != (cols * rows, 3, tile, tile) or not out.flags.c_contiguous:
-        raise ValueError(f"out must be C-contiguous float32 {(cols * rows, 3, tile, tile)}, got {out.dtype} {out.shape}")
+    shape = (cols * rows, 3, tile, tile)
+    if out.dtype not in (np.float32, np.uint16, np.int16) or out.shape != shape or not out.flags.c_contiguous:
+        raise ValueError(f"out must be C-contiguous float32 or (bfloat16 bits) uint16 {shape}, got {out.dtype} {out.shape}")
+    if out.dtype == np.float32:
+        out32, out16 = out, np.empty((0, 3, tile, tile), np.uint16)
+    else:
+        out32, out16 = np.empty((0, 3, tile, tile), np.float32), out.view(np.uint16)
     h, w = src.shape[:2]
     vf = vertical_first(w, h, cols * tile, rows * tile)
-    _resize_tiles(src, cols, rows, tile, tile, np.asarray(scale, np.float32), np.asarray(bias, np.float32), out, vf)
+    _resize_tiles(src, cols, rows, tile, tile, np.asarray(scale, np.float32), np.asarray(bias, np.float32),
+                  out32, out16, vf)
 
 
 def resize(image: np.ndarray, size) -> np.ndarray:
@@ -266,5 +283,6 @@ def resize(image: np.ndarray, size) -> np.ndarray:
     src = _rgbx(image)
     out = np.empty((1, 3, h, w), np.float32)
     one, zero = np.ones(3, np.float32), np.zeros(3, np.float32)
-    _resize_tiles(src, 1, 1, h, w, one, zero, out, vertical_first(src.shape[1], src.shape[0], w, h))
+    _resize_tiles(src, 1, 1, h, w, one, zero, out, np.empty((0, 3, h, w), np.uint16),
+                  vertical_first(src.shape[1], src.shape[0], w, h))
     return out[0].transpose(1, 2, 0).astype(np.uint8)

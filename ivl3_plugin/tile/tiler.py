@@ -100,15 +100,19 @@ def tile_image(
     t = tile_size
 
     scale, bias = _scale_bias(mean, std)
-    out = torch.empty((n_grid + with_thumb, 3, t, t), dtype=torch.float32)
-    planes = out.numpy()
+    n = n_grid + with_thumb
     resample = _resampler()
     if resample is not None:  # numba: PIL's bicubic bits, resized and normalised row by row
+        direct = dtype in (torch.float32, torch.bfloat16)  # bf16: float32 math, rounded once on store
+        out = torch.empty((n, 3, t, t), dtype=dtype if direct else torch.float32)
+        planes = (out.view(torch.int16) if out.dtype == torch.bfloat16 else out).numpy()
         src = resample.pil_rgbx(img)
         resample.resize_normalise(src, (cols, rows), t, scale, bias, planes[:n_grid])
         if with_thumb:
             resample.resize_normalise(src, (1, 1), t, scale, bias, planes[n_grid:])
     else:
+        out = torch.empty((n, 3, t, t), dtype=torch.float32)
+        planes = out.numpy()
         size = (t * cols, t * rows)  # frames stored at tile size (`ivl3 convert --frame-size`) need no resize
         resized = img if img.size == size else img.resize(size, Image.Resampling.BICUBIC)
         # [rows*t, cols*t, 3] -> [rows, t, cols, t, 3] -> [rows, cols, 3, t, t]: row-major tiles, a view
@@ -117,7 +121,7 @@ def tile_image(
         if with_thumb:
             thumb = np.asarray(img.resize((t, t), Image.Resampling.BICUBIC)).transpose(2, 0, 1)
             _normalise(thumb[None, None], planes[n_grid:].reshape(1, 1, 3, t, t), scale, bias)
-    if out.dtype != dtype:  # bf16/fp16: computed in float32, rounded once
+    if out.dtype != dtype:  # fp16 (and bf16 on the PIL path): computed in float32, rounded once
         out = out.to(dtype)
     return TileResult(out, (cols, rows), with_thumb)
 
