@@ -100,21 +100,20 @@ def _mac(acc, n, r0, r1, r2, r3, k, g, m):
 
 
 @_jit
-def _hblock(src32, s0, nr, xlo, xhi, hs, hn, hk, tb32, tb8, acc, ob8, ob32, dst32, d0, dmod):
-    """Horizontal pass over rows ``s0..s0+nr`` of uint32 (RGBX) ``src32``, columns ``xlo..xhi``,
-    into rows ``(d0 + r) % dmod`` of ``dst32``.  Lanes of rows >= nr are computed and dropped."""
-    blk = src32[s0:s0 + nr, xlo:xhi]
-    for i in range(xhi - xlo):
+def _hblock(src, s0, nr, hs, hn, hk, tb, acc, ob, dst, d0, dmod):
+    """Horizontal pass over rows ``s0..s0+nr`` of RGBX ``src`` into rows ``(d0 + r) % dmod`` of ``dst``.
+    Lanes of rows >= nr are computed and dropped."""
+    blk, tb32, ob32, dst32 = src[s0:s0 + nr].view(np.uint32), tb.view(np.uint32), ob.view(np.uint32), dst.view(np.uint32)
+    for i in range(blk.shape[1]):  # transpose: tb32[x, r] = pixel x of row r
         for r in range(nr):
             tb32[i, r] = blk[r, i]
     for xx in range(hs.shape[0]):
-        b = hs[xx] - xlo
-        n = hn[xx]
+        b, n = hs[xx], hn[xx]
         for i in range(L):
             acc[i] = HALF
         for g in range(0, n, 4):  # up to 4 taps per sweep over the lanes
-            _mac(acc, L, tb8[b + g], tb8[b + g + 1], tb8[b + g + 2], tb8[b + g + 3], hk[xx], g, min(n - g, 4))
-        o = ob8[xx]
+            _mac(acc, L, tb[b + g], tb[b + g + 1], tb[b + g + 2], tb[b + g + 3], hk[xx], g, min(n - g, 4))
+        o = ob[xx]
         for i in range(L):
             o[i] = _clip8(acc[i])
     for r in range(nr):  # transpose back: output row r is column r of ob32
@@ -125,16 +124,15 @@ def _hblock(src32, s0, nr, xlo, xhi, hs, hn, hk, tb32, tb8, acc, ob8, ob32, dst3
 
 
 @_jit
-def _vrow(src, mod, base, n, k, c0, acc, out):
-    """One vertical-pass row: ``out = clip(sum_j k[j] * src[(base + j) % mod, c0:c0+len(out)])``."""
-    n_out = out.shape[0]
-    for i in range(n_out):
+def _vrow(src, mod, base, n, k, acc, out):
+    """One vertical-pass row: ``out = clip(sum_j k[j] * src[(base + j) % mod])``."""
+    for i in range(out.shape[0]):
         acc[i] = HALF
     for g in range(0, n, 4):
         j = base + g
-        _mac(acc, n_out, src[j % mod, c0:c0 + n_out], src[(j + 1) % mod, c0:c0 + n_out],
-             src[(j + 2) % mod, c0:c0 + n_out], src[(j + 3) % mod, c0:c0 + n_out], k, g, min(n - g, 4))
-    for i in range(n_out):  # a separate loop keeps the lanes int32 (numba widens expressions to int64)
+        _mac(acc, out.shape[0], src[j % mod], src[(j + 1) % mod], src[(j + 2) % mod], src[(j + 3) % mod], k, g,
+             min(n - g, 4))
+    for i in range(out.shape[0]):  # a separate loop keeps the lanes int32 (numba widens expressions to int64)
         out[i] = _clip8(acc[i])
 
 
@@ -166,62 +164,48 @@ def _resize_tiles(src, cols, rows, th, tw, scale, bias, out, out16, vfirst):
     into float32 ``out``, or as bfloat16 bits into ``out16`` when that is not empty."""
     H, W = src.shape[0], src.shape[1]
     w, h = cols * tw, rows * th
-    tmp = np.empty(tw, np.float32)
     src8 = src.reshape(H, W * 4)
+    tmp = np.empty(tw, np.float32)
     if w == W and h == H:  # no resize: only the normalisation
         for y in range(H):
             _emit_row(src8[y], y, out, out16, tmp, cols, th, tw, scale, bias)
         return
-    src32 = src8.view(np.uint32)
     acc = np.empty(max(max(w, W) * 4, L), np.int32)
     row = np.empty(w * 4, np.uint8)
+    vs, vn, vk = coeffs(H, h)
     if w == W:  # vertical pass only
-        vs, vn, vk = coeffs(H, h)
         for yy in range(h):
-            _vrow(src8, H, vs[yy], vn[yy], vk[yy], 0, acc, row)
+            _vrow(src8, H, vs[yy], vn[yy], vk[yy], acc, row)
             _emit_row(row, yy, out, out16, tmp, cols, th, tw, scale, bias)
         return
+    # the whole image is resized, so the taps span columns 0..W and rows 0..H exactly
     hs, hn, hk = coeffs(W, w)
-    xlo, xhi = hs[0], hs[w - 1] + hn[w - 1]
-    tb32 = np.zeros((xhi - xlo + 4, R), np.uint32)  # + 3 rows: _mac always takes 4 row views
-    tb8 = tb32.view(np.uint8)
-    ob8 = np.empty((w, L), np.uint8)  # horizontal-pass output, transposed: [x, row*4 + ch]
-    ob32 = ob8.view(np.uint32)
-    blk = np.empty((R, w * 4), np.uint8)
-    blk32 = blk.view(np.uint32)
-    if h == H:  # horizontal pass only
-        for y0 in range(0, H, R):
-            nr = min(R, H - y0)
-            _hblock(src32, y0, nr, xlo, xhi, hs, hn, hk, tb32, tb8, acc, ob8, ob32, blk32, 0, R)
+    tb = np.zeros((W + 3, L), np.uint8)  # transposed input rows; + 3: _mac always takes 4 row views
+    ob = np.empty((w, L), np.uint8)  # transposed output rows
+    if h == H or vfirst:  # horizontal pass last, R output rows at a time
+        vbuf, blk = np.empty((R, W * 4), np.uint8), np.empty((R, w * 4), np.uint8)
+        for y0 in range(0, h, R):
+            nr = min(R, h - y0)
+            if h == H:
+                _hblock(src8, y0, nr, hs, hn, hk, tb, acc, ob, blk, 0, R)
+            else:
+                for r in range(nr):
+                    _vrow(src8, H, vs[y0 + r], vn[y0 + r], vk[y0 + r], acc, vbuf[r])
+                _hblock(vbuf, 0, nr, hs, hn, hk, tb, acc, ob, blk, 0, R)
             for r in range(nr):
                 _emit_row(blk[r], y0 + r, out, out16, tmp, cols, th, tw, scale, bias)
-        return
-    vs, vn, vk = coeffs(H, h)
-    if vfirst:  # vertical pass on the needed columns, R rows at a time, then horizontal on those rows
-        vbuf = np.empty((R, (xhi - xlo) * 4), np.uint8)
-        vbuf32 = vbuf.view(np.uint32)
-        hs0 = hs - xlo
-        for yy0 in range(0, h, R):
-            nr = min(R, h - yy0)
-            for r in range(nr):
-                _vrow(src8, H, vs[yy0 + r], vn[yy0 + r], vk[yy0 + r], xlo * 4, acc, vbuf[r])
-            _hblock(vbuf32, 0, nr, 0, xhi - xlo, hs0, hn, hk, tb32, tb8, acc, ob8, ob32, blk32, 0, R)
-            for r in range(nr):
-                _emit_row(blk[r], yy0 + r, out, out16, tmp, cols, th, tw, scale, bias)
         return
     # horizontal first: rows are made R at a time into a ring buffer just before the vertical
     # pass needs them (its window only moves down), so they are still in cache
     cap = vk.shape[1] + R
     ring = np.empty((cap, w * 4), np.uint8)
-    ring32 = ring.view(np.uint32)
-    done, last = vs[0], vs[h - 1] + vn[h - 1]
+    done = 0
     for yy in range(h):
-        need = vs[yy] + vn[yy]
-        while done < need:
-            nr = min(R, last - done)
-            _hblock(src32, done, nr, xlo, xhi, hs, hn, hk, tb32, tb8, acc, ob8, ob32, ring32, done % cap, cap)
+        while done < vs[yy] + vn[yy]:
+            nr = min(R, H - done)
+            _hblock(src8, done, nr, hs, hn, hk, tb, acc, ob, ring, done % cap, cap)
             done += nr
-        _vrow(ring, cap, vs[yy], vn[yy], vk[yy], 0, acc, row)
+        _vrow(ring, cap, vs[yy], vn[yy], vk[yy], acc, row)
         _emit_row(row, yy, out, out16, tmp, cols, th, tw, scale, bias)
 
 
