@@ -225,3 +225,28 @@ def test_without_numba_falls_back_to_pil(monkeypatch):
     monkeypatch.setenv("IVL3_TILE_BACKEND", "numba")
     with pytest.raises(ImportError):
         tile_image(img, tile_size=28)
+
+
+def test_a_pillow_that_resizes_differently_is_caught_and_falls_back(monkeypatch, caplog):
+    """The once-per-process self-check: if our resize stops matching the installed Pillow (here: the
+    pass-order rule switched off, as if Pillow changed it again), tiling warns and uses PIL's resize."""
+    from ivl3_plugin.tile import tiler
+
+    img = Image.fromarray(np.random.default_rng(2).integers(0, 256, (300, 120, 3), dtype=np.uint8))
+    monkeypatch.setenv("IVL3_TILE_BACKEND", "pil")
+    ref = tile_image(img).pixel_values
+    monkeypatch.delenv("IVL3_TILE_BACKEND")
+    tiler._agrees_with_pil.cache_clear()
+    monkeypatch.setattr(resample, "vertical_first", lambda *a: False)
+    try:
+        with caplog.at_level("WARNING", logger="ivl3_plugin.tile"):
+            assert _resampler() is None
+        assert "falls back to PIL" in caplog.text
+        assert torch.equal(tile_image(img).pixel_values, ref)
+        monkeypatch.setenv("IVL3_TILE_BACKEND", "numba")
+        with pytest.raises(RuntimeError, match="differs from this Pillow"):
+            tile_image(img)
+    finally:
+        tiler._agrees_with_pil.cache_clear()
+    monkeypatch.undo()
+    assert _resampler() is resample

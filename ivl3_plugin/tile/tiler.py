@@ -14,13 +14,16 @@ skip the resize and take one uint8 HWC -> float32 CHW pass.  See docs/benchmarks
 Fallback (``IVL3_TILE_BACKEND=pil``, or numba not installed): PIL's ``resize``
 (the very call ms-swift makes), the tiles as a reshaped view of it, and a
 per-channel numpy multiply and add.  Both paths give identical tensors
-(``tests/test_tile_resample.py``).  numba compiles on first use (a few seconds;
+(``tests/test_tile_resample.py``); once per process a self-check against the installed
+Pillow falls back to PIL (with a warning) should a Pillow release resample differently.  numba compiles on first use (a few seconds;
 its on-disk cache makes later processes start in well under a second).
 """
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any, Dict, Optional, Sequence, Tuple
 
 import numpy as np
@@ -29,6 +32,8 @@ from PIL import Image
 
 from .grid import Grid, pick_grid
 from .load import DEFAULT_MAX_PIXELS, load_image
+
+log = logging.getLogger("ivl3_plugin.tile")
 
 Triple = Tuple[float, float, float]
 IMAGENET_MEAN: Triple = (0.485, 0.456, 0.406)
@@ -139,7 +144,28 @@ def _resampler():
         if backend == "numba":
             raise
         return None
+    if not _agrees_with_pil(resample):
+        msg = ("the numba tiler's bicubic resize differs from this Pillow's (%s); "
+               "tiling falls back to PIL's resize to keep pixels identical" % Image.__version__)
+        if backend == "numba":
+            raise RuntimeError(msg.split(";")[0] + "; unset IVL3_TILE_BACKEND to fall back to PIL")
+        log.warning(msg)
+        return None
     return resample
+
+
+@lru_cache(maxsize=None)
+def _agrees_with_pil(resample) -> bool:
+    """Once per process: our resize equals the installed Pillow's on a few small cases covering both pass
+    orders, up- and downscaling.  Pillow has changed its resampling before (the pass order in 13), so a
+    Pillow we were not tested against is caught here instead of silently shifting pixels."""
+    rng = np.random.default_rng(0)
+    for (w, h), size in (((97, 61), (40, 23)), ((23, 131), (19, 17)), ((13, 9), (45, 31)), ((50, 50), (50, 17))):
+        img = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
+        want = np.asarray(Image.fromarray(img).resize(size, Image.Resampling.BICUBIC))
+        if not np.array_equal(resample.resize(img, size), want):
+            return False
+    return True
 
 
 def _normalise(src: np.ndarray, dst: np.ndarray, scale: np.ndarray, bias: np.ndarray) -> None:
