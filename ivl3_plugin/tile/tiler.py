@@ -15,8 +15,9 @@ Fallback (``IVL3_TILE_BACKEND=pil``, or numba not installed): PIL's ``resize``
 (the very call ms-swift makes), the tiles as a reshaped view of it, and a
 per-channel numpy multiply and add.  Both paths give identical tensors
 (``tests/test_tile_resample.py``); once per process a self-check against the installed
-Pillow falls back to PIL (with a warning) should a Pillow release resample differently.  numba compiles on first use (a few seconds;
-its on-disk cache makes later processes start in well under a second).
+Pillow falls back to PIL (with a warning) should a Pillow release resample differently.
+numba compiles on first use (a few seconds; its on-disk cache makes later processes start in
+well under a second).
 """
 from __future__ import annotations
 
