@@ -1,0 +1,112 @@
+#!/usr/bin/env python3
+"""Host or GPU bound?  One training step of a real-size InternVL3 under torch.profiler, no ms-swift.
+
+Builds the random-init model (``ivl3_plugin.recipe.arch``), sets it up as the LoRA / full recipes do
+(frozen ViT and projector, gradient checkpointing, LoRA r8/alpha32 on every LLM linear, loss on the
+answer only through ``logits_to_keep``), runs two warm-up steps on one 16-frame sample (4,435 tokens),
+then profiles one: prints the step time, the host's total op time (self CPU) next to the GPU's (self
+CUDA), and the ops that cost most.  A step whose self-CPU total exceeds its self-CUDA total is bound by
+the host (Python + kernel launches), and a larger or faster GPU would not help it.
+
+GPU: python3 benchmarks/step_profile.py --size 1B --tuner lora
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+from pathlib import Path
+
+LLM_LINEARS = r".*language_model.*\.(q_proj|k_proj|v_proj|o_proj|gate_proj|up_proj|down_proj)"
+
+
+def build(size: str, tuner: str, lora_dtype: str, lora_dropout: float):
+    import torch
+    from transformers import InternVLConfig, InternVLForConditionalGeneration
+
+    from ivl3_plugin.recipe.arch import ARCHS, hf_config_dict
+
+    folder = Path(tempfile.mkdtemp())
+    (folder / "config.json").write_text(json.dumps(hf_config_dict(ARCHS[size])))
+    cfg = InternVLConfig.from_pretrained(folder)
+    with torch.device("cuda"):
+        model = InternVLForConditionalGeneration._from_config(cfg, dtype=torch.bfloat16, attn_implementation="sdpa")
+    model.model.vision_tower.requires_grad_(False)
+    model.model.multi_modal_projector.requires_grad_(tuner == "full")
+    model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    if tuner == "lora":
+        from peft import LoraConfig, get_peft_model
+
+        model.requires_grad_(False)
+        model.enable_input_require_grads()
+        model = get_peft_model(model, LoraConfig(r=8, lora_alpha=32, lora_dropout=lora_dropout, target_modules=LLM_LINEARS))
+        if lora_dtype == "bfloat16":
+            for p in model.parameters():
+                if p.requires_grad:
+                    p.data = p.data.to(torch.bfloat16)
+    model.train()
+    return model, cfg
+
+
+def sample(cfg, frames: int = 16, text: int = 339, answer: int = 60):
+    import torch
+
+    ids = torch.randint(0, 30000, (1, frames * 256 + text))
+    ids[:, 16:16 + frames * 256] = cfg.image_token_id
+    labels = ids[:, -(answer + 1):].clone()
+    labels[:, 0] = -100
+    return {"input_ids": ids.cuda(), "labels": labels.cuda(), "logits_to_keep": answer + 1,
+            "pixel_values": torch.randn(frames, 3, 448, 448, device="cuda", dtype=torch.bfloat16)}
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--size", default="1B")
+    ap.add_argument("--tuner", choices=["lora", "full"], default="lora")
+    ap.add_argument("--lora-dtype", choices=["float32", "bfloat16"], default="float32")
+    ap.add_argument("--lora-dropout", type=float, default=0.05)
+    ap.add_argument("--rows", type=int, default=20, help="ops listed")
+    args = ap.parse_args(argv)
+
+    import torch
+    from torch.profiler import ProfilerActivity, profile
+
+    model, cfg = build(args.size, args.tuner, args.lora_dtype, args.lora_dropout)
+    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-5, fused=True)
+    batch = sample(cfg)
+
+    def step():
+        model(**batch).loss.backward()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+
+    for _ in range(2):
+        step()
+    torch.cuda.synchronize()
+    with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
+        t0 = time.perf_counter()
+        step()
+        torch.cuda.synchronize()
+        wall = time.perf_counter() - t0
+    table = prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=args.rows, max_name_column_width=60)
+    print(table)
+    # the table's own totals: summing the events here would count each kernel's time twice
+    cpu, gpu = (_total_ms(table, what) for what in ("CPU", "CUDA"))
+    print(f"{args.size} {args.tuner}: step {wall * 1e3:.0f} ms under the profiler; host ops {cpu:.0f} ms "
+          f"(self CPU), GPU kernels {gpu:.0f} ms (self CUDA) -> {'host' if cpu > gpu else 'GPU'}-bound "
+          f"(host/GPU {cpu / max(gpu, 1e-9):.2f}x)")
+    return 0
+
+
+def _total_ms(table: str, what: str) -> float:
+    import re
+
+    m = re.search(rf"Self {what} time total: ([0-9.]+)(us|ms|s)", table)
+    if m is None:
+        raise SystemExit(f"no 'Self {what} time total' in the profiler table")
+    return float(m.group(1)) * {"us": 1e-3, "ms": 1.0, "s": 1e3}[m.group(2)]
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
