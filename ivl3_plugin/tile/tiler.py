@@ -146,11 +146,9 @@ def _resampler():
             raise
         return None
     if not _agrees_with_pil(resample):
-        msg = ("the numba tiler's bicubic resize differs from this Pillow's (%s); "
-               "tiling falls back to PIL's resize to keep pixels identical" % Image.__version__)
         if backend == "numba":
-            raise RuntimeError(msg.split(";")[0] + "; unset IVL3_TILE_BACKEND to fall back to PIL")
-        log.warning(msg)
+            raise RuntimeError(f"the numba tiler's bicubic resize differs from this Pillow's ({Image.__version__}); "
+                               "unset IVL3_TILE_BACKEND to fall back to PIL")
         return None
     return resample
 
@@ -165,6 +163,8 @@ def _agrees_with_pil(resample) -> bool:
         img = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
         want = np.asarray(Image.fromarray(img).resize(size, Image.Resampling.BICUBIC))
         if not np.array_equal(resample.resize(img, size), want):
+            log.warning("the numba tiler's bicubic resize differs from this Pillow's (%s); tiling falls back "
+                        "to PIL's resize to keep pixels identical", Image.__version__)  # once: the result is cached
             return False
     return True
 
