@@ -46,7 +46,7 @@ def row_key(r):
 
 
 # ---------------------------------------------------------------------------------------------- worker
-def build_model(model_dir, tuner, device, torch, zero_init_config=None):
+def build_model(model_dir, tuner, device, torch, zero_init_config=None, lora_rank=16, lora_dropout=0.05):
     """Random-init model; with ``zero_init_config`` (a ZeRO-3 config) the weights are created already
     partitioned (``deepspeed.zero.Init``), for sizes whose bf16 weights one GPU cannot hold (78B)."""
     from transformers import InternVLConfig, InternVLForConditionalGeneration
@@ -73,7 +73,8 @@ def build_model(model_dir, tuner, device, torch, zero_init_config=None):
         model.requires_grad_(False)
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         model.enable_input_require_grads()
-        model = get_peft_model(model, LoraConfig(r=16, lora_alpha=32, lora_dropout=0.05, target_modules=LLM_LINEARS))
+        model = get_peft_model(model, LoraConfig(r=lora_rank, lora_alpha=32, lora_dropout=lora_dropout,
+                                                  target_modules=LLM_LINEARS))
     else:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     model.train()

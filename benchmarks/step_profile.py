@@ -14,38 +14,29 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import tempfile
 import time
 from pathlib import Path
 
-LLM_LINEARS = r".*language_model.*\.(q_proj|k_proj|v_proj|o_proj|gate_proj|up_proj|down_proj)"
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # recipe_memory.py: the same model set-up
+
+from recipe_memory import build_model  # noqa: E402
 
 
-def build(size: str, tuner: str, lora_dtype: str, lora_dropout: float):
+def build(size: str, tuner: str, lora_dtype: str, lora_dropout: float, device: str = "cuda"):
+    """recipe_memory's model, with gpu_train's LoRA rank (8); ``lora_dtype`` bfloat16 casts the adapters."""
     import torch
-    from transformers import InternVLConfig, InternVLForConditionalGeneration
 
     from ivl3_plugin.recipe.arch import ARCHS, hf_config_dict
 
     folder = Path(tempfile.mkdtemp())
     (folder / "config.json").write_text(json.dumps(hf_config_dict(ARCHS[size])))
-    cfg = InternVLConfig.from_pretrained(folder)
-    with torch.device("cuda"):
-        model = InternVLForConditionalGeneration._from_config(cfg, dtype=torch.bfloat16, attn_implementation="sdpa")
-    model.model.vision_tower.requires_grad_(False)
-    model.model.multi_modal_projector.requires_grad_(tuner == "full")
-    model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
-    if tuner == "lora":
-        from peft import LoraConfig, get_peft_model
-
-        model.requires_grad_(False)
-        model.enable_input_require_grads()
-        model = get_peft_model(model, LoraConfig(r=8, lora_alpha=32, lora_dropout=lora_dropout, target_modules=LLM_LINEARS))
-        if lora_dtype == "bfloat16":
-            for p in model.parameters():
-                if p.requires_grad:
-                    p.data = p.data.to(torch.bfloat16)
-    model.train()
+    model, cfg = build_model(folder, tuner, device, torch, lora_rank=8, lora_dropout=lora_dropout)
+    if tuner == "lora" and lora_dtype == "bfloat16":
+        for p in model.parameters():
+            if p.requires_grad:
+                p.data = p.data.to(torch.bfloat16)
     return model, cfg
 
 
