@@ -6,7 +6,8 @@ real sizes, frozen ViT, 16-frame videos of 448x448) it trains
 * ``native``: ms-swift's own template (``internvl_hf``) reading the raw mp4s, with ms-swift's
   InternVL3 example settings (micro-batch 1, gradient accumulation, 4 dataloader workers);
 * ``ours``: ``--template ivl3_video`` on the same videos converted to frames by ``ivl3 convert``,
-  with our recipe defaults (larger micro-batch, more dataloader workers, same global batch),
+  with our recipe defaults (larger micro-batch, more dataloader workers, same global batch, and on
+  cuda the ``ivl3_compile`` callback: each repeated layer compiled; ``--ours-compile off`` drops it),
 
 each as its own ``python -m swift.cli.main sft`` process for a fixed number of optimizer steps,
 and prints samples/s, tokens/s, MFU and peak GPU memory with ours/native ratios; JSON to ``--out``.
@@ -224,7 +225,7 @@ def make_data(work: Path, n_videos: int, frames: int, size: int) -> dict:
 
 # ----------------------------------------------------------------------------- runs
 def swift_argv(model: Path, data: Path, tuner: str, micro: int, global_batch: int, steps: int, out: Path,
-               ours: bool, device: str, workers: int) -> list:
+               ours: bool, device: str, workers: int, compile_layers: bool = False) -> list:
     argv = [sys.executable, "-m", "swift.cli.main", "sft", "--model", str(model), "--dataset", str(data),
             "--split_dataset_ratio", "0", "--tuner_type", tuner, "--torch_dtype", "bfloat16" if device == "cuda"
             else "float32", "--freeze_vit", "true", "--freeze_aligner", "true", "--learning_rate", "1e-4",
@@ -234,6 +235,7 @@ def swift_argv(model: Path, data: Path, tuner: str, micro: int, global_batch: in
             "--attn_impl", "sdpa", "--output_dir", str(out), "--check_model", "false", "--seed", "42",
             "--external_plugins", str(Path(__file__).resolve()),
             *([str(REPO / "ivl3_plugin" / "swift_plugin.py")] if ours else []), "--callbacks", CALLBACK,
+            *(["ivl3_compile"] if ours and compile_layers else []),
             "--dataset_num_proc", "1", "--dataloader_num_workers", str(workers)]
     if tuner == "lora":
         argv += ["--lora_rank", "8", "--lora_alpha", "32", "--target_modules", "all-linear"]
@@ -323,6 +325,8 @@ def main(argv=None) -> int:
     ap.add_argument("--timeout", type=int, default=600, help="per run, seconds")
     ap.add_argument("--ours-extra", default="[]", help="JSON list of extra swift arguments for our sides")
     ap.add_argument("--native-extra", default="[]", help="JSON list of extra swift arguments for native")
+    ap.add_argument("--ours-compile", default=None, choices=["on", "off"],
+                    help="our recipes' ivl3_compile callback on our sides (default: on for cuda, off for cpu)")
     ap.add_argument("--profile", default=None, help="folder: record each run's Python stacks with py-spy")
     args = ap.parse_args(argv)
 
@@ -336,6 +340,7 @@ def main(argv=None) -> int:
     sides = args.sides.split(",")
     if "native" not in sides or any(x not in ("native", "ours", "ours1") for x in sides):
         ap.error("--sides: a comma list of native, ours, ours1 that includes native")
+    ours_compile = (args.ours_compile or ("on" if cuda else "off")) == "on"
     ours_workers = args.ours_workers if args.ours_workers is not None else (8 if cuda else 1)
     native_workers = args.native_workers if args.native_workers is not None else (4 if cuda else 1)
     work = Path(args.work or f"/tmp/ivl3-gpu-train{'-tiny' if tiny else ''}")
@@ -380,9 +385,10 @@ def main(argv=None) -> int:
             run_dir = work / "runs" / cfg / side
             shutil.rmtree(run_dir, ignore_errors=True)
             argv_ = swift_argv(model, rows_file, tuner, mb, gb, steps, run_dir, side != "native", args.device,
-                               workers) + extra[side != "native"]
+                               workers, compile_layers=ours_compile) + extra[side != "native"]
             res = run_one(name, argv_, run_dir, env, args.timeout, Path(args.profile) if args.profile else None)
             res["extra_args"] = extra[side != "native"]
+            res["compiled"] = ours_compile and side != "native"
             res.update(micro_batch=mb, grad_accum=max(1, gb // mb), workers=workers)
             if not res.get("failed"):
                 tps = sum(res["tokens"]) / max(1, sum(res["samples"]))

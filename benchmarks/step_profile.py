@@ -8,7 +8,12 @@ then profiles one: prints the step time, the host's total op time (self CPU) nex
 CUDA), and the ops that cost most.  A step whose self-CPU total exceeds its self-CUDA total is bound by
 the host (Python + kernel launches), and a larger or faster GPU would not help it.
 
+``--timed N`` first times N steps without the profiler (samples of three lengths in turn, as the text
+part varies in real data) and reports ms per step and the peak memory; ``--compile`` compiles each
+repeated layer first (``ivl3_plugin.recipe.compile``), to compare the two in one command each.
+
 GPU: python3 benchmarks/step_profile.py --size 1B --tuner lora
+     python3 benchmarks/step_profile.py --size 1B --tuner lora --compile --timed 12
 """
 from __future__ import annotations
 
@@ -24,8 +29,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # recipe_memory.py: th
 from recipe_memory import build_model  # noqa: E402
 
 
-def build(size: str, tuner: str, lora_dtype: str, lora_dropout: float, device: str = "cuda"):
-    """recipe_memory's model, with gpu_train's LoRA rank (8); ``lora_dtype`` bfloat16 casts the adapters."""
+def build(size: str, tuner: str, lora_dtype: str, lora_dropout: float, device: str = "cuda",
+          reentrant: bool = False):
+    """recipe_memory's model, with gpu_train's LoRA rank (8); ``lora_dtype`` bfloat16 casts the adapters;
+    ``reentrant`` switches to the reentrant checkpoint ms-swift uses on one GPU."""
     import torch
 
     from ivl3_plugin.recipe.arch import ARCHS, hf_config_dict
@@ -37,6 +44,9 @@ def build(size: str, tuner: str, lora_dtype: str, lora_dropout: float, device: s
         for p in model.parameters():
             if p.requires_grad:
                 p.data = p.data.to(torch.bfloat16)
+    if reentrant:
+        base = model.get_base_model() if hasattr(model, "get_base_model") else model
+        base.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": True})
     return model, cfg
 
 
@@ -58,23 +68,46 @@ def main(argv=None) -> int:
     ap.add_argument("--lora-dtype", choices=["float32", "bfloat16"], default="float32")
     ap.add_argument("--lora-dropout", type=float, default=0.05)
     ap.add_argument("--rows", type=int, default=20, help="ops listed")
+    ap.add_argument("--compile", action="store_true", help="compile each repeated layer first")
+    ap.add_argument("--reentrant", action="store_true", help="reentrant checkpointing (ms-swift on one GPU)")
+    ap.add_argument("--timed", type=int, default=0, help="steps timed without the profiler first")
+    ap.add_argument("--no-profile", action="store_true", help="skip the profiled step")
     args = ap.parse_args(argv)
 
     import torch
     from torch.profiler import ProfilerActivity, profile
 
-    model, cfg = build(args.size, args.tuner, args.lora_dtype, args.lora_dropout)
-    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-5, fused=True)
-    batch = sample(cfg)
+    model, cfg = build(args.size, args.tuner, args.lora_dtype, args.lora_dropout, reentrant=args.reentrant)
+    if args.compile:
+        from ivl3_plugin.recipe.compile import compile_layers
 
-    def step():
-        model(**batch).loss.backward()
+        print("compiled:", compile_layers(model))
+    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-5, fused=True)
+    batches = [sample(cfg, text=339 + 5 * i) for i in range(3)]
+    batch = batches[0]
+
+    def step(b=None):
+        model(**(b or batch)).loss.backward()
         opt.step()
         opt.zero_grad(set_to_none=True)
 
-    for _ in range(2):
-        step()
+    t0 = time.perf_counter()
+    for b in batches:  # every length once: compiles (if any) happen here
+        step(b)
     torch.cuda.synchronize()
+    print(f"warm-up ({len(batches)} steps, compile included): {time.perf_counter() - t0:.1f} s")
+    if args.timed:
+        torch.cuda.reset_peak_memory_stats()
+        t0 = time.perf_counter()
+        for i in range(args.timed):
+            step(batches[i % len(batches)])
+        torch.cuda.synchronize()
+        ms = (time.perf_counter() - t0) / args.timed * 1e3
+        peak = torch.cuda.max_memory_allocated() / 2 ** 30
+        print(f"TIMED {args.size} {args.tuner} compile={args.compile} reentrant={args.reentrant} "
+              f"lora_dtype={args.lora_dtype} dropout={args.lora_dropout}: {ms:.1f} ms/step, peak {peak:.2f} GiB")
+    if args.no_profile:
+        return 0
     with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
         t0 = time.perf_counter()
         step()

@@ -110,3 +110,19 @@ def test_dataset_errors_name_the_dataset_and_what_to_do(tmp_path):
     (tmp_path / "raw").mkdir()
     with pytest.raises(ValueError, match="convert it first"):
         host.lf_entry(str(tmp_path / "raw"), plugins)
+
+
+def test_shipped_recipes_translate_and_ivl3_compile_is_dropped_with_a_warning(monkeypatch, tmp_path, caplog):
+    """Every shipped GPU recipe (they set ``callbacks: [ivl3_compile]``) translates; other callbacks are refused."""
+    from ivl3_plugin.paths import recipes_dir
+    from ivl3_plugin.recipe.recipe import load_recipe
+
+    monkeypatch.setenv("IVL3_HOME", str(tmp_path / "home"))
+    for path in sorted(recipes_dir().glob("internvl3-*.yaml")):
+        caplog.clear()
+        args = host.lf_args(load_recipe(path).args)
+        assert "callbacks" not in args
+        compiled = "ivl3_compile" in load_recipe(path).args.get("callbacks", [])
+        assert ("LLaMA-Factory trains eager" in caplog.text) is compiled, path.name
+    with pytest.raises(ValueError, match=r"callbacks \(lisa\)"):
+        host.lf_args({**RECIPE, "callbacks": ["ivl3_compile", "lisa"]})

@@ -108,6 +108,14 @@ def test_planner_says_each_recipe_fits_the_gpus_it_assumes(path):
     assert plan.micro_batch == a["per_device_train_batch_size"]
 
 
+@pytest.mark.parametrize("path", [p for p in RECIPES if p.stem != "tiny-cpu"], ids=lambda p: p.stem)
+def test_layers_are_compiled_unless_zero3(path):
+    """Regional compile (1.4x on one H200, docs/benchmarks.md) in every recipe ZeRO-3 does not rule out."""
+    a = load_recipe(path).args
+    zero3 = str(a.get("deepspeed", "")).startswith("zero3")
+    assert ("ivl3_compile" in a.get("callbacks", [])) is not zero3
+
+
 def test_offload_variants_say_how_much_host_memory_they_need():
     offload = [p for p in RECIPES if p.stem.endswith("-offload")]
     assert {p.stem for p in offload} >= {"internvl3-38b-full-offload", "internvl3-78b-full-offload"}

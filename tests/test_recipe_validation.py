@@ -49,6 +49,9 @@ def test_metadata_is_read_from_comment_lines_and_hidden_from_swift(tmp_path):
     (lambda t: "#@ivl3 gpus: 8\n" + t, "metadata field 'gpus' is unknown"),
     (lambda t: t.replace("#@ivl3 nodes: 1", "#@ivl3 nodes: two"), "metadata field 'nodes'"),
     (lambda t: t + "use_liger_kernel: yes please\n", "field 'use_liger_kernel': expected true or false"),
+    (lambda t: t + "callbacks: ivl3_compile\n", "field 'callbacks': expected a list"),
+    (lambda t: t.replace("deepspeed: zero1", "deepspeed: zero3") + "callbacks: [ivl3_compile]\n",
+     "field 'callbacks': ivl3_compile does not work with DeepSpeed ZeRO-3"),
 ])
 def test_errors_name_the_file_and_the_field(tmp_path, edit, field):
     path = write(tmp_path, edit(GOOD))
@@ -85,6 +88,16 @@ def test_deepspeed_json_file_is_resolved_next_to_the_recipe(tmp_path):
     assert validate(r) == []
     r = load_recipe(write(tmp_path, GOOD.replace("deepspeed: zero1", "deepspeed: deepspeed/missing.json")))
     assert any("field 'deepspeed'" in p for p in validate(r))
+
+
+def test_compile_callback_is_checked_against_a_zero3_config_file(tmp_path):
+    """A DeepSpeed JSON of stage 3 is refused with ivl3_compile just as the name 'zero3' is; stage 2 passes."""
+    (tmp_path / "z.json").write_text('{"zero_optimization": {"stage": 3}}')
+    text = GOOD.replace("deepspeed: zero1", "deepspeed: z.json") + "callbacks: [ivl3_compile]\n"
+    problems = validate(load_recipe(write(tmp_path, text)))
+    assert any("'callbacks'" in p and "ZeRO-3" in p and "z.json" in p for p in problems), problems
+    (tmp_path / "z.json").write_text('{"zero_optimization": {"stage": 2}}')
+    assert validate(load_recipe(write(tmp_path, text))) == []
 
 
 def test_fit_grad_accum_keeps_the_global_batch(tmp_path):

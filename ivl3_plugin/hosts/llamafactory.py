@@ -225,6 +225,12 @@ def lf_args(recipe: Dict[str, Any], overrides: Optional[Dict[str, Any]] = None) 
             out["disable_gradient_checkpointing"] = not _truthy(value)
         elif key == "deepspeed":
             out["deepspeed"] = value
+        elif key == "callbacks":  # ms-swift trainer callbacks; ours only speeds up ms-swift's loop
+            rest = [c for c in _as_list(value) if c != "ivl3_compile"]
+            if rest:
+                unknown.append(f"callbacks ({', '.join(rest)})")
+            elif value:
+                log.warning("callbacks: ivl3_compile is an ms-swift trainer callback; LLaMA-Factory trains eager")
         elif key in SWIFT_ONLY:
             continue
         else:

@@ -17,7 +17,7 @@ _done = False
 
 
 def install() -> None:
-    """Register every template, dataset and metric of every loaded plugin with ms-swift."""
+    """Register every template, dataset and metric of every loaded plugin, and our trainer callbacks, with ms-swift."""
     global _done
     with _lock:
         if _done:
@@ -30,6 +30,7 @@ def install() -> None:
         _install_templates(plugins)
         _install_datasets(plugins)
         _install_metrics(plugins)
+        _install_callbacks()
         _done = True
 
 
@@ -73,3 +74,11 @@ def _install_metrics(plugins) -> None:
 
     for entry in plugins.metrics:
         eval_metrics_map[entry.name] = swift_metric_class(entry.name, entry.obj)
+
+
+def _install_callbacks() -> None:
+    from swift.callbacks import callbacks_map
+
+    from .swift_compile import CALLBACK_NAME, swift_callback_class
+
+    callbacks_map.setdefault(CALLBACK_NAME, swift_callback_class())

@@ -54,6 +54,10 @@ OFFICIAL: Dict[str, Official] = {
 }
 LORA_GPUS = {"1B": 1, "2B": 1, "8B": 2, "9B": 2, "14B": 4, "38B": 8, "78B": 8}
 LORA_LR = 1e-4
+# regional torch.compile (recipe/compile.py): 1.4x samples/s on one H200 at no more memory
+# (docs/benchmarks.md); ZeRO-3 gathers weights inside each layer, so those recipes stay eager
+COMPILE_CALLBACK = "ivl3_compile"
+COMPILE_STAGES = (None, "zero1", "zero2", "zero2_offload")
 
 
 def _stages(first: int, world: int, tuner: str):
@@ -120,6 +124,8 @@ def build(size: str, tuner: str, gpus: Optional[int] = None, offload_stage: Opti
     })
     if plan.deepspeed:
         args["deepspeed"] = plan.deepspeed
+    if plan.deepspeed in COMPILE_STAGES:
+        args["callbacks"] = [COMPILE_CALLBACK]
     args.update({
         "save_strategy": "steps", "save_steps": 200, "save_total_limit": 1, "logging_steps": 1,
         "eval_strategy": "no", "dataloader_num_workers": 4, "strict": True,

@@ -149,6 +149,7 @@ def validate(recipe: Recipe, world_size: Optional[int] = None) -> List[str]:
         # ms-swift would stop only after loading the model; say it before anything starts
         errors.append(f"{w}: field 'use_liger_kernel' needs the liger-kernel package (GPU only): "
                       "pip install 'ivl3-plugin[liger]'")
+    errors += _callback_errors(recipe)
     ds = a.get("deepspeed")
     if ds is not None:
         path = deepspeed_path(recipe)
@@ -167,6 +168,34 @@ def validate(recipe: Recipe, world_size: Optional[int] = None) -> List[str]:
     if not errors:
         errors += batch_errors(recipe, world_size)
     return errors
+
+
+def zero_stage(recipe: Recipe) -> Optional[int]:
+    """The DeepSpeed ZeRO stage a recipe asks for (a name or a config file), None without DeepSpeed."""
+    ds = recipe.args.get("deepspeed")
+    if ds is None:
+        return None
+    if str(ds) in DEEPSPEED_NAMES:
+        return int(str(ds)[4])
+    path = deepspeed_path(recipe)
+    try:
+        import json
+
+        return int(json.loads(path.read_text()).get("zero_optimization", {}).get("stage", 0))
+    except (OSError, ValueError, AttributeError, TypeError):
+        return None  # unreadable: the 'deepspeed' check reports it
+
+
+def _callback_errors(recipe: Recipe) -> List[str]:
+    w, cbs = recipe.where, recipe.args.get("callbacks")
+    if cbs is None:
+        return []
+    if not isinstance(cbs, list) or not all(isinstance(c, str) for c in cbs):
+        return [f"{w}: field 'callbacks': expected a list of callback names, got {cbs!r}"]
+    if "ivl3_compile" in cbs and zero_stage(recipe) == 3:
+        return [f"{w}: field 'callbacks': ivl3_compile does not work with DeepSpeed ZeRO-3 "
+                f"(field 'deepspeed': {recipe.args['deepspeed']!r}); drop it or use ZeRO-1/2"]
+    return []
 
 
 def batch_errors(recipe: Recipe, world_size: Optional[int] = None) -> List[str]:
