@@ -314,7 +314,8 @@ def main(argv=None) -> int:
     ap.add_argument("--videos", type=int, default=None, help="distinct clips (default 2x the samples trained)")
     ap.add_argument("--global-batch", type=int, default=None)
     ap.add_argument("--steps", type=int, default=None, help="optimizer steps per run")
-    ap.add_argument("--warmup", type=int, default=1, help="leading steps not timed")
+    ap.add_argument("--warmup", type=int, default=None,
+                    help="leading steps not timed (default 2 with compiled layers: the compile, 1 without)")
     ap.add_argument("--ours-batch", type=int, default=None, help="override our micro-batch for every config")
     ap.add_argument("--ours-workers", type=int, default=None, help="dataloader workers (cuda 8, cpu 1)")
     ap.add_argument("--native-workers", type=int, default=None,
@@ -341,6 +342,8 @@ def main(argv=None) -> int:
     if "native" not in sides or any(x not in ("native", "ours", "ours1") for x in sides):
         ap.error("--sides: a comma list of native, ours, ours1 that includes native")
     ours_compile = (args.ours_compile or ("on" if cuda else "off")) == "on"
+    if args.warmup is None:
+        args.warmup = 2 if ours_compile else 1
     ours_workers = args.ours_workers if args.ours_workers is not None else (8 if cuda else 1)
     native_workers = args.native_workers if args.native_workers is not None else (4 if cuda else 1)
     work = Path(args.work or f"/tmp/ivl3-gpu-train{'-tiny' if tiny else ''}")
