@@ -1,7 +1,7 @@
 """The ``ivl3_compile`` ms-swift trainer callback: regional torch.compile of the model's layers.
 
-``swift sft --custom_register_path ivl3_plugin --callbacks ivl3_compile …`` (the recipes for one GPU,
-DDP and ZeRO-1/2 set it).  What is compiled, and why it pays on host-bound steps:
+``swift sft --custom_register_path ivl3_plugin --callbacks ivl3_compile …`` (the recipes
+that run on one GPU, with DDP or with ZeRO-1 set it).  What is compiled, and why it pays on host-bound steps:
 ``ivl3_plugin.recipe.compile``.  ``IVL3_COMPILE=0`` turns it off without editing a recipe.
 """
 from __future__ import annotations

@@ -55,9 +55,10 @@ OFFICIAL: Dict[str, Official] = {
 LORA_GPUS = {"1B": 1, "2B": 1, "8B": 2, "9B": 2, "14B": 4, "38B": 8, "78B": 8}
 LORA_LR = 1e-4
 # regional torch.compile (recipe/compile.py): 1.4x samples/s on one H200 at no more memory
-# (docs/benchmarks.md); ZeRO-3 gathers weights inside each layer, so those recipes stay eager
+# (docs/benchmarks.md). On where it was verified: one GPU, DDP, ZeRO-1. ZeRO-3 gathers weights inside
+# each layer (refused); ZeRO-2 is not verified yet, so its recipes leave it to the user (docs/recipes.md)
 COMPILE_CALLBACK = "ivl3_compile"
-COMPILE_STAGES = (None, "zero1", "zero2", "zero2_offload")
+COMPILE_STAGES = (None, "zero1")
 
 
 def _stages(first: int, world: int, tuner: str):
