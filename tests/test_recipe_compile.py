@@ -79,19 +79,24 @@ def test_compiled_training_matches_eager(tiny_model, reentrant):
     assert not counters["graph_break"], dict(counters["graph_break"])
 
 
-def test_zero3_is_refused_before_training():
-    pytest.importorskip("deepspeed")
-    from transformers.integrations import HfDeepSpeedConfig
+def test_zero3_is_refused_before_training(monkeypatch):
+    """What transformers reports as ZeRO-3 is refused; the real DeepSpeed config object where installed."""
+    import transformers.integrations as integrations
 
     from ivl3_plugin.hosts.swift_compile import CompileError, check_compilable
 
     check_compilable()  # no DeepSpeed config: fine
-    marker = HfDeepSpeedConfig({"zero_optimization": {"stage": 3}, "train_micro_batch_size_per_gpu": 1})
     try:
-        with pytest.raises(CompileError, match="ZeRO-3"):
-            check_compilable()
-    finally:
-        del marker
+        import deepspeed  # noqa: F401
+    except ImportError:  # CI installs no DeepSpeed: stand in for the flag transformers keeps
+        monkeypatch.setattr(integrations, "is_deepspeed_zero3_enabled", lambda: True)
+        marker = None
+    else:
+        marker = integrations.HfDeepSpeedConfig({"zero_optimization": {"stage": 3},
+                                                 "train_micro_batch_size_per_gpu": 1})
+    with pytest.raises(CompileError, match="ZeRO-3"):
+        check_compilable()
+    del marker
 
 
 def test_ivl3_compile_0_leaves_the_model_eager(tiny_model, monkeypatch):
