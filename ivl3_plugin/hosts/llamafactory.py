@@ -27,6 +27,8 @@ import threading
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
 
+from ..recipe.compile import CALLBACK_NAME as COMPILE_CALLBACK
+
 log = logging.getLogger("ivl3_plugin.llamafactory")
 
 MM_PLUGIN = "ivl3_video"          # our multimodal plugin's name in LLaMA-Factory's PLUGINS
@@ -226,11 +228,12 @@ def lf_args(recipe: Dict[str, Any], overrides: Optional[Dict[str, Any]] = None) 
         elif key == "deepspeed":
             out["deepspeed"] = value
         elif key == "callbacks":  # ms-swift trainer callbacks; ours only speeds up ms-swift's loop
-            rest = [c for c in _as_list(value) if c != "ivl3_compile"]
+            rest = [c for c in _as_list(value) if c != COMPILE_CALLBACK]
             if rest:
                 unknown.append(f"callbacks ({', '.join(rest)})")
             elif value:
-                log.warning("callbacks: ivl3_compile is an ms-swift trainer callback; LLaMA-Factory trains eager")
+                log.warning("callbacks: %s is an ms-swift trainer callback; LLaMA-Factory trains eager",
+                            COMPILE_CALLBACK)
         elif key in SWIFT_ONLY:
             continue
         else:

@@ -9,11 +9,9 @@ from __future__ import annotations
 import logging
 import os
 
-from ..recipe.compile import compile_layers
+from ..recipe.compile import CALLBACK_NAME, compile_layers  # noqa: F401 - CALLBACK_NAME: swift.py registers it
 
 log = logging.getLogger("ivl3_plugin.swift")
-
-CALLBACK_NAME = "ivl3_compile"
 
 
 class CompileError(RuntimeError):

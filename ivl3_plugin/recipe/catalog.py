@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, List, Optional
 
+from .compile import CALLBACK_NAME as COMPILE_CALLBACK
 from .plan import PlanRequest, make_plan
 from .recipe import Recipe, dump_recipe
 
@@ -57,7 +58,6 @@ LORA_LR = 1e-4
 # regional torch.compile (recipe/compile.py): 1.4x samples/s on one H200 at no more memory
 # (docs/benchmarks.md). On where it was verified: one GPU, DDP, ZeRO-1. ZeRO-3 gathers weights inside
 # each layer (refused); ZeRO-2 is not verified yet, so its recipes leave it to the user (docs/recipes.md)
-COMPILE_CALLBACK = "ivl3_compile"
 COMPILE_STAGES = (None, "zero1")
 
 

@@ -13,9 +13,7 @@ Host-independent (only torch and the model); ``hosts/swift.py`` exposes it to ms
 """
 from __future__ import annotations
 
-import logging
-
-log = logging.getLogger("ivl3_plugin.compile")
+CALLBACK_NAME = "ivl3_compile"  # the name recipes and ``--callbacks`` use; hosts/swift_compile.py registers it
 
 # one compiled code object serves every layer; variants (ViT/LLM class, grad mode of a reentrant
 # checkpoint's forward vs its recompute, static then dynamic shapes) each take a cache entry
@@ -41,7 +39,7 @@ def repeated_layers(model) -> list:
 
 
 def compile_layers(model, *, dynamic: bool = True, mode: str | None = None) -> list:
-    """Compile, in place, every layer of every repeated stack; returns what was compiled, for the log.
+    """Compile, in place, every layer of every repeated stack; returns what was compiled, for the caller's log.
 
     ``dynamic=True`` because the sequence length changes from sample to sample (the text part);
     compiling for one length first would compile a second time at the next length.  Raises
@@ -60,5 +58,4 @@ def compile_layers(model, *, dynamic: bool = True, mode: str | None = None) -> l
         for layer in layers:
             layer.compile(dynamic=dynamic, mode=mode)
         done.append(f"{name}: {len(layers)} x {type(layers[0]).__name__}")
-    log.info("ivl3 compile: %s", "; ".join(done))
     return done

@@ -192,8 +192,10 @@ def _callback_errors(recipe: Recipe) -> List[str]:
         return []
     if not isinstance(cbs, list) or not all(isinstance(c, str) for c in cbs):
         return [f"{w}: field 'callbacks': expected a list of callback names, got {cbs!r}"]
-    if "ivl3_compile" in cbs and zero_stage(recipe) == 3:
-        return [f"{w}: field 'callbacks': ivl3_compile does not work with DeepSpeed ZeRO-3 "
+    from .compile import CALLBACK_NAME
+
+    if CALLBACK_NAME in cbs and zero_stage(recipe) == 3:
+        return [f"{w}: field 'callbacks': {CALLBACK_NAME} does not work with DeepSpeed ZeRO-3 "
                 f"(field 'deepspeed': {recipe.args['deepspeed']!r}); drop it or use ZeRO-1/2"]
     return []
 
