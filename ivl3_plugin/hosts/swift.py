@@ -79,6 +79,7 @@ def _install_metrics(plugins) -> None:
 def _install_callbacks() -> None:
     from swift.callbacks import callbacks_map
 
-    from .swift_compile import CALLBACK_NAME, swift_callback_class
+    from ..recipe.compile import CALLBACK_NAME
+    from .swift_compile import swift_callback_class
 
     callbacks_map.setdefault(CALLBACK_NAME, swift_callback_class())

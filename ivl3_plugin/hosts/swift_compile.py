@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import os
 
-from ..recipe.compile import CALLBACK_NAME, compile_layers  # noqa: F401 - CALLBACK_NAME: swift.py registers it
+from ..recipe.compile import compile_layers
 
 log = logging.getLogger("ivl3_plugin.swift")
 

@@ -23,6 +23,8 @@ from typing import Any, Dict, Iterable, List, Optional, Tuple
 
 import yaml
 
+from .compile import CALLBACK_NAME
+
 META_PREFIX = "#@ivl3"
 DEEPSPEED_NAMES = ("zero0", "zero1", "zero2", "zero3", "zero2_offload", "zero3_offload")
 TUNERS = ("full", "lora")
@@ -192,8 +194,6 @@ def _callback_errors(recipe: Recipe) -> List[str]:
         return []
     if not isinstance(cbs, list) or not all(isinstance(c, str) for c in cbs):
         return [f"{w}: field 'callbacks': expected a list of callback names, got {cbs!r}"]
-    from .compile import CALLBACK_NAME
-
     if CALLBACK_NAME in cbs and zero_stage(recipe) == 3:
         return [f"{w}: field 'callbacks': {CALLBACK_NAME} does not work with DeepSpeed ZeRO-3 "
                 f"(field 'deepspeed': {recipe.args['deepspeed']!r}); drop it or use ZeRO-1/2"]
