@@ -12,7 +12,7 @@ sys.path.insert(0, "benchmarks"); import gpu_train as g
 g.build_model("tiny", Path("/tmp/w/model"), "cuda"); g.make_data(Path("/tmp/w/data"), 16, 4, 96)
 PY
 for z in zero2 zero1; do
-NPROC_PER_NODE=2 timeout $T python3 -m swift.cli.main sft --external_plugins ivl3_plugin/swift_plugin.py \
+NPROC_PER_NODE=2 timeout $T python3 -m swift.cli.main sft --external_plugins ivl3_plugin/hosts/swift/external_plugin.py \
   --model /tmp/w/model --template ivl3_video --dataset /tmp/w/data/converted/swift/train.jsonl \
   --split_dataset_ratio 0 --tuner_type lora --torch_dtype bfloat16 --max_steps 4 --per_device_train_batch_size 1 \
   --gradient_accumulation_steps 2 --logging_steps 1 --save_strategy no --eval_strategy no --report_to none \

@@ -8,9 +8,17 @@ real sizes, frozen ViT, 16-frame videos of 448x448) it trains
 * ``ours``: ``--template ivl3_video`` on the same videos converted to frames by ``ivl3 convert``,
   with our recipe defaults (larger micro-batch, more dataloader workers, same global batch, and on
   cuda the ``ivl3_compile`` callback: each repeated layer compiled; ``--ours-compile off`` drops it),
+* ``ours1``: ours at micro-batch 1 (the same memory as native);
+* ``plan``: ours with what ``ivl3 plan`` chooses for this GPU (its memory read from torch.cuda):
+  micro-batch, accumulation and gradient checkpointing on all, none or the first k LLM layers
+  (``ivl3_recompute``), applied by the same function as ``ivl3 train --plan``;
+  ``plan80``: the plan for an 80 GiB GPU (skipped when it is the same setting as ``plan``);
+  ``planx``: ``plan`` plus ``--planx-extra`` swift arguments / ``--planx-callback-args`` (an A/B of one change),
 
 each as its own ``python -m swift.cli.main sft`` process for a fixed number of optimizer steps,
-and prints samples/s, tokens/s, MFU and peak GPU memory with ours/native ratios; JSON to ``--out``.
+and prints samples/s, tokens/s, MFU and peak GPU memory with ours/native ratios, and beside each the
+planner's predicted peak memory and samples/s; JSON to ``--out``.  ``--torch-profile SIDE`` runs one more
+step of that side under torch.profiler (not timed) and prints where the GPU's time goes by kernel kind.
 Timing comes from a trainer callback (this same file, passed to swift as an external plugin)
 that synchronises the GPU at every optimizer step; the first ``--warmup`` steps are not counted.
 
@@ -26,6 +34,7 @@ import shutil
 import subprocess
 import sys
 import time
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -81,11 +90,30 @@ def _register_timer_callback() -> None:
             if torch.cuda.is_available():
                 torch.cuda.reset_peak_memory_stats()
             self.marks = [self._sync()]
+            self.losses, self.prof = [], None
+            self.profile_at = int(os.environ.get("IVL3_BENCH_PROFILE_STEP", "0") or 0)
+
+        def on_step_begin(self, args, state, control, **kw):
+            if self.profile_at and state.global_step + 1 == self.profile_at:
+                from torch.profiler import ProfilerActivity, profile
+
+                self._sync()
+                self.prof = profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA])
+                self.prof.__enter__()
+                self.prof_t0 = time.perf_counter()
 
         def on_step_end(self, args, state, control, **kw):
             self.marks.append(self._sync())
             self.samples.append(0)
             self.tokens.append(0)
+            if self.prof is not None and state.global_step == self.profile_at:
+                self.prof.__exit__(None, None, None)
+                self.prof_wall = self.marks[-1] - self.prof_t0
+                self.profile_summary = kernel_breakdown(self.prof, self.prof_wall)
+
+        def on_log(self, args, state, control, logs=None, **kw):
+            if logs and "loss" in logs:
+                self.losses.append(float(logs["loss"]))
 
         def on_train_end(self, args, state, control, **kw):
             out = os.environ.get("IVL3_BENCH_OUT")
@@ -94,11 +122,43 @@ def _register_timer_callback() -> None:
             cuda = torch.cuda.is_available()
             Path(out).write_text(json.dumps({
                 "step_ends": self.marks, "samples": self.samples[:-1], "tokens": self.tokens[:-1],
+                "losses": self.losses, "profile": getattr(self, "profile_summary", None),
+                "profiled_step": self.profile_at or None,
                 "peak_alloc_gib": torch.cuda.max_memory_allocated() / 2 ** 30 if cuda else None,
                 "peak_reserved_gib": torch.cuda.max_memory_reserved() / 2 ** 30 if cuda else None,
             }))
 
     callbacks_map[CALLBACK] = BenchTimer
+
+
+KERNEL_KINDS = [  # (kind, substrings of CUDA kernel names), first match wins
+    ("attention: flash", ("flash",)), ("attention: cuDNN", ("cudnn", "fmha_", "sdpa")),
+    ("attention: efficient", ("efficient", "fmha", "mem_eff", "cutlass::Kernel<Attention", "attention_kernel")),
+    ("matmul", ("gemm", "nvjet", "cutlass", "xmma", "sm90_", "ampere_", "cublas", "splitk", "triton_tem")),
+    ("compiled element-wise (Triton)", ("triton_",)), ("copy / cast", ("copy", "Memcpy", "Memset", "cast")),
+    ("dropout / RNG", ("dropout", "philox", "fused_dropout", "rand")), ("reduce / norm", ("reduce", "norm", "softmax")),
+    ("element-wise (eager)", ("elementwise", "vectorized", "unrolled")),
+]
+
+
+def kernel_breakdown(prof, wall_s: float) -> dict:
+    """GPU time of one profiled step by kernel kind, the 25 longest kernels, and the GPU's idle share."""
+    kinds, top = {}, {}
+    total = 0.0
+    for ev in prof.events():
+        if str(getattr(ev, "device_type", "")).split(".")[-1] != "CUDA":
+            continue
+        us = float(ev.time_range.elapsed_us())
+        name = ev.name
+        low = name.lower()
+        kind = next((k for k, keys in KERNEL_KINDS if any(x.lower() in low for x in keys)), "other")
+        kinds[kind] = kinds.get(kind, 0.0) + us
+        top[name] = top.get(name, 0.0) + us
+        total += us
+    longest = sorted(top.items(), key=lambda kv: -kv[1])[:25]
+    return {"wall_ms": wall_s * 1e3, "kernel_ms": total / 1e3, "idle_share": max(0.0, 1 - total / 1e6 / wall_s),
+            "kinds_ms": {k: v / 1e3 for k, v in sorted(kinds.items(), key=lambda kv: -kv[1])},
+            "top_kernels_ms": [(n[:140], v / 1e3) for n, v in longest]}
 
 
 # ----------------------------------------------------------------------------- inputs: model dirs, videos
@@ -204,7 +264,7 @@ def make_data(work: Path, n_videos: int, frames: int, size: int) -> dict:
         ann.append({"id": f"clip{i:03d}", "video": str(p), "summary": summary})
     (work / "annotations.jsonl").write_text("".join(json.dumps(r) + "\n" for r in ann))
     from ivl3_plugin.convert import convert
-    from ivl3_plugin.template.prompts import render_instruction
+    from ivl3_plugin.shared.prompts import render_instruction
 
     conv = work / "converted"
     try:
@@ -225,18 +285,21 @@ def make_data(work: Path, n_videos: int, frames: int, size: int) -> dict:
 
 # ----------------------------------------------------------------------------- runs
 def swift_argv(model: Path, data: Path, tuner: str, micro: int, global_batch: int, steps: int, out: Path,
-               ours: bool, device: str, workers: int, compile_layers: bool = False) -> list:
+               ours: bool, device: str, workers: int, compile_layers: bool = False, accum: int = 0,
+               checkpointing: bool = None, callbacks: list = ()) -> list:
     argv = [sys.executable, "-m", "swift.cli.main", "sft", "--model", str(model), "--dataset", str(data),
             "--split_dataset_ratio", "0", "--tuner_type", tuner, "--torch_dtype", "bfloat16" if device == "cuda"
             else "float32", "--freeze_vit", "true", "--freeze_aligner", "true", "--learning_rate", "1e-4",
             "--per_device_train_batch_size", str(micro), "--gradient_accumulation_steps",
-            str(max(1, global_batch // micro)), "--max_steps", str(steps), "--logging_steps", "1",
+            str(accum or max(1, global_batch // micro)), "--max_steps", str(steps), "--logging_steps", "1",
             "--save_strategy", "no", "--eval_strategy", "no", "--report_to", "none", "--max_length", "8192",
             "--attn_impl", "sdpa", "--output_dir", str(out), "--check_model", "false", "--seed", "42",
             "--external_plugins", str(Path(__file__).resolve()),
-            *([str(REPO / "ivl3_plugin" / "swift_plugin.py")] if ours else []), "--callbacks", CALLBACK,
-            *(["ivl3_compile"] if ours and compile_layers else []),
+            *([str(REPO / "ivl3_plugin" / "hosts" / "swift" / "external_plugin.py")] if ours else []), "--callbacks", CALLBACK,
+            *(["ivl3_compile"] if ours and compile_layers else []), *callbacks,
             "--dataset_num_proc", "1", "--dataloader_num_workers", str(workers)]
+    if checkpointing is not None:
+        argv += ["--gradient_checkpointing", "true" if checkpointing else "false"]
     if tuner == "lora":
         argv += ["--lora_rank", "8", "--lora_alpha", "32", "--target_modules", "all-linear"]
     if ours:
@@ -303,6 +366,102 @@ def flops_per_token(arch: str, tuner: str, tokens_per_sample: float, tiles_per_s
     return mult * n_llm + attn + (vit + proj) / tokens_per_sample
 
 
+SIDES = ("native", "ours", "ours1", "plan", "plan80", "planx")
+PLAN_TEXT_TOKENS, PLAN_LABEL_TOKENS = 339, 61  # a sample here: 16 x 256 image tokens + 339 text, ~60 answer tokens
+
+
+@dataclass
+class Side:
+    """How one side trains: data, batch split, workers, compiled layers, checkpointed LLM layers
+    (None: ms-swift's default, all), our callbacks and their run settings, extra swift arguments."""
+
+    rows: Path
+    micro: int
+    accum: int
+    workers: int
+    compiled: bool
+    all_layers: bool
+    callbacks: list
+    callback_args: dict
+    layers: object
+    extra: list = field(default_factory=list)
+    plan: object = None
+
+    def same_as(self, other: "Side") -> bool:
+        return (self.micro, self.accum, self.layers, self.callbacks, self.callback_args) == \
+            (other.micro, other.accum, other.layers, other.callbacks, other.callback_args)
+
+    def with_extra(self, extra: list, callback_args: dict) -> "Side":
+        merged = {k: dict(v) for k, v in self.callback_args.items()}
+        for k, v in callback_args.items():
+            merged[k] = {**merged.get(k, {}), **v}
+        return replace(self, extra=list(self.extra) + list(extra), callback_args=merged)
+
+
+def planner_arch(arch: str, model_dir: Path):
+    """The planner's view of the benchmark model: read from its config.json, as ``ivl3 plan DIR`` does."""
+    from ivl3_plugin.recipe.arch import arch_from_config
+
+    return arch_from_config(model_dir, name=f"InternVL3-{arch.upper()}")
+
+
+def gpu_memory_gib() -> float:
+    """This machine's first GPU, in GiB (a child process, so this one keeps no CUDA context for it)."""
+    out = subprocess.run([sys.executable, "-c", "import torch; print(torch.cuda.get_device_properties(0).total_memory)"],
+                         capture_output=True, text=True, timeout=120, check=True)
+    return int(out.stdout.strip().splitlines()[-1]) / 2 ** 30
+
+
+def plan_request(tuner: str, frames: int, gb: int, gpu_gib: float):
+    from ivl3_plugin.recipe.plan import PlanRequest
+
+    return PlanRequest(model="benchmark", gpus_per_node=1, gpu_memory_gib=gpu_gib, frames=frames, max_length=8192,
+                       tuner=tuner, global_batch=gb, max_micro_batch=None, text_tokens=PLAN_TEXT_TOKENS,
+                       label_tokens=PLAN_LABEL_TOKENS, lora_rank=8, checkpointing="auto", objective="fastest")
+
+
+def plan_side(arch, tuner: str, frames: int, gb: int, gpu_gib: float, rows: Path, workers: int) -> Side:
+    """What ``ivl3 plan`` picks for one GPU of ``gpu_gib``, applied by ``ivl3 train --plan``'s own function."""
+    from ivl3_plugin.recipe.plan import make_plan
+    from ivl3_plugin.recipe.plan_apply import apply_plan
+    from ivl3_plugin.settings import CALLBACK_ARGS
+
+    plan = make_plan(plan_request(tuner, frames, gb, gpu_gib), arch)
+    args = {"callbacks": []}
+    apply_plan(args, plan)
+    callbacks = [c for c in args.get("callbacks", []) if c != "ivl3_compile"]
+    raw = (args.get("ENV") or {}).get(CALLBACK_ARGS.name)
+    print(f"[plan {gpu_gib:.1f} GiB] {tuner}: micro-batch {plan.micro_batch} x {plan.grad_accum}, checkpointing "
+          f"{plan.checkpointing}, predicted {plan.memory.total / 2 ** 30:.1f} GiB, "
+          f"{plan.time.samples_per_s:.2f} samples/s" + (f"; runner-up: {plan.runner_up.describe()}"
+                                                         if plan.runner_up else ""), flush=True)
+    return Side(rows, plan.micro_batch, plan.grad_accum, workers, plan.compiled, False, callbacks,
+                json.loads(raw) if raw else {}, plan.checkpoint_layers, [], plan)
+
+
+def predict_side(arch, tuner: str, frames: int, st: Side, gb: int) -> dict:
+    """The planner's memory and time for the setting a side runs (whatever chose it)."""
+    from ivl3_plugin.recipe.memory import TrainSetup, estimate
+    from ivl3_plugin.recipe.speed import step_time
+
+    layers = arch.text.layers if st.layers is None else st.layers
+    setup = TrainSetup(tuner=tuner, micro_batch=st.micro, frames=frames, text_tokens=PLAN_TEXT_TOKENS,
+                       label_tokens=PLAN_LABEL_TOKENS, max_length=8192, checkpoint_layers=layers, lora_rank=8,
+                       compiled=st.compiled)
+    t = step_time(arch, setup, st.accum, compiled=st.compiled)
+    return {"peak_gib": estimate(arch, setup).total / 2 ** 30, "samples_per_s": t.samples_per_s,
+            "checkpoint_layers": layers, "layers": arch.text.layers}
+
+
+def print_profile(name: str, prof: dict) -> None:
+    print(f"[{name}] profiled step: {prof['wall_ms']:.0f} ms wall, {prof['kernel_ms']:.0f} ms of kernels "
+          f"(GPU idle {100 * prof['idle_share']:.0f}%)")
+    for kind, ms in prof["kinds_ms"].items():
+        print(f"    {kind:34} {ms:9.1f} ms  {100 * ms / max(prof['kernel_ms'], 1e-9):5.1f}%")
+    for kname, ms in prof["top_kernels_ms"][:12]:
+        print(f"    {ms:9.1f} ms  {kname[:110]}")
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--device", choices=["cuda", "cpu"], default="cuda")
@@ -322,7 +481,18 @@ def main(argv=None) -> int:
                     help="cuda 4, as ms-swift's InternVL3 example (cpu 1)")
     ap.add_argument("--peak-tflops", type=float, default=None, help=f"MFU denominator (cuda: {H200_BF16_TFLOPS})")
     ap.add_argument("--sides", default="native,ours",
-                    help="native, ours (our micro-batch), ours1 (ours at micro-batch 1: the same-memory point)")
+                    help="native, ours (our micro-batch), ours1 (ours at micro-batch 1: the same-memory point), "
+                         "plan (what ivl3 plan chooses for this GPU), plan80 (for an 80 GiB GPU), planx (plan + "
+                         "--planx-extra / --planx-callback-args)")
+    ap.add_argument("--plan-gpu-memory", type=float, default=None,
+                    help="GiB the plan side plans for (default: this GPU's, from torch.cuda; cpu: 80)")
+    ap.add_argument("--plan-callback-args", default="{}",
+                    help="JSON object merged into every plan side's IVL3_CALLBACK_ARGS")
+    ap.add_argument("--planx-extra", default="[]", help="JSON list of extra swift arguments for the planx side")
+    ap.add_argument("--planx-callback-args", default="{}",
+                    help="JSON object merged into the planx side's IVL3_CALLBACK_ARGS, e.g. "
+                         "'{\"ivl3_compile\": {\"attention\": \"cudnn\"}}'")
+    ap.add_argument("--torch-profile", default=None, help="side (e.g. plan): profile one extra, untimed step")
     ap.add_argument("--timeout", type=int, default=600, help="per run, seconds")
     ap.add_argument("--ours-extra", default="[]", help="JSON list of extra swift arguments for our sides")
     ap.add_argument("--native-extra", default="[]", help="JSON list of extra swift arguments for native")
@@ -339,8 +509,12 @@ def main(argv=None) -> int:
     peak = args.peak_tflops if args.peak_tflops is not None else (H200_BF16_TFLOPS if args.device == "cuda" else 0)
     cuda = args.device == "cuda"
     sides = args.sides.split(",")
-    if "native" not in sides or any(x not in ("native", "ours", "ours1") for x in sides):
-        ap.error("--sides: a comma list of native, ours, ours1 that includes native")
+    if any(x not in SIDES for x in sides):
+        ap.error(f"--sides: a comma list of {', '.join(SIDES)} (ratios need native)")
+    planx_extra, planx_cb = json.loads(args.planx_extra), json.loads(args.planx_callback_args)
+    plan_cb = json.loads(args.plan_callback_args)
+    if not isinstance(planx_cb, dict) or not isinstance(plan_cb, dict):
+        ap.error("--plan-callback-args / --planx-callback-args: a JSON object")
     ours_compile = (args.ours_compile or ("on" if cuda else "off")) == "on"
     if args.warmup is None:
         args.warmup = 2 if ours_compile else 1
@@ -380,31 +554,66 @@ def main(argv=None) -> int:
         print(f"[{cfg}] model {model} ready in {time.perf_counter() - t1:.1f}s", flush=True)
         ours_micro = args.ours_batch or micro
         pair = {}
-        plans = {"native": (data["native"], 1, native_workers), "ours": (data["ours"], ours_micro, ours_workers),
-                 "ours1": (data["ours"], 1, ours_workers)}
-        for side in sides:
-            rows_file, mb, workers = plans[side]
+        plan_arch = planner_arch(arch, model)
+        gpu_gib = args.plan_gpu_memory or (gpu_memory_gib() if cuda else 80.0)
+        setups = {"native": Side(data["native"], 1, max(1, gb), native_workers, False, True, [], {}, None),
+                  "ours": Side(data["ours"], ours_micro, max(1, gb // ours_micro), ours_workers, ours_compile, True,
+                               [], {}, None),
+                  "ours1": Side(data["ours"], 1, gb, ours_workers, ours_compile, True, [], {}, None)}
+        for side, memory in (("plan", gpu_gib), ("plan80", 80.0), ("planx", gpu_gib)):
+            if side in sides:
+                setups[side] = plan_side(plan_arch, tuner, frames, gb, memory, data["ours"], ours_workers)
+        if "plan80" in setups and "plan" in setups and setups["plan80"].same_as(setups["plan"]):
+            print(f"[{cfg}/plan80] the plan for 80 GiB is the plan for this GPU ({gpu_gib:.1f} GiB): not run again")
+            setups.pop("plan80")
+        for side in ("plan", "plan80", "planx"):
+            if side in setups and plan_cb:
+                setups[side] = setups[side].with_extra([], plan_cb)
+        if "planx" in setups:
+            setups["planx"] = setups["planx"].with_extra(planx_extra, planx_cb)
+        for side in ("plan", "plan80", "planx"):  # compiled where the plan says, unless compile is off here
+            if side in setups:
+                setups[side] = replace(setups[side], compiled=setups[side].compiled and ours_compile)
+        for side in [x for x in sides if x in setups]:
+            st = setups[side]
             name = f"{cfg}/{side}"
             run_dir = work / "runs" / cfg / side
             shutil.rmtree(run_dir, ignore_errors=True)
-            argv_ = swift_argv(model, rows_file, tuner, mb, gb, steps, run_dir, side != "native", args.device,
-                               workers, compile_layers=ours_compile) + extra[side != "native"]
-            res = run_one(name, argv_, run_dir, env, args.timeout, Path(args.profile) if args.profile else None)
-            res["extra_args"] = extra[side != "native"]
-            res["compiled"] = ours_compile and side != "native"
-            res.update(micro_batch=mb, grad_accum=max(1, gb // mb), workers=workers)
+            ours = side != "native"
+            profile_step = steps + 1 if args.torch_profile == side else 0
+            argv_ = swift_argv(model, st.rows, tuner, st.micro, gb, steps + (1 if profile_step else 0), run_dir, ours,
+                               args.device, st.workers, compile_layers=st.compiled, accum=st.accum,
+                               checkpointing=None if st.layers is None else st.layers > 0,
+                               callbacks=st.callbacks) + extra[ours] + st.extra
+            run_env = dict(env, **({"IVL3_CALLBACK_ARGS": json.dumps(st.callback_args)} if st.callback_args else {}),
+                           **({"IVL3_BENCH_PROFILE_STEP": str(profile_step)} if profile_step else {}))
+            res = run_one(name, argv_, run_dir, run_env, args.timeout, Path(args.profile) if args.profile else None)
+            res["extra_args"] = extra[ours] + st.extra
+            res["compiled"] = st.compiled
+            res.update(micro_batch=st.micro, grad_accum=st.accum, workers=st.workers, callbacks=st.callbacks,
+                       callback_args=st.callback_args, checkpoint_layers=st.layers)
+            res["predicted"] = predict_side(plan_arch, tuner, frames, st, gb)
             if not res.get("failed"):
+                if profile_step:  # the profiled step is not timed
+                    res["step_ends"], res["samples"], res["tokens"] = (res["step_ends"][:-1], res["samples"][:-1],
+                                                                       res["tokens"][:-1])
                 tps = sum(res["tokens"]) / max(1, sum(res["samples"]))
                 res = summarise(res, args.warmup, flops_per_token(arch, tuner, tps, frames), peak)
             pair[side] = res
             print(f"[{name}] " + (f"{res['samples_per_s']:.2f} samples/s, {res['s_per_step']:.2f} s/step, "
                                   f"peak {res['peak_alloc_gib'] or 0:.1f} GiB, wall {res['wall_s']:.0f}s"
                                   if not res.get("failed") else "failed"), flush=True)
+            if res.get("profile"):
+                print_profile(name, res["profile"])
+            if args.out:  # partial results survive a run cut short by a time limit
+                Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+                Path(args.out).write_text(json.dumps({"partial": True, "rows": rows + [
+                    {"config": cfg, "arch": arch, "tuner": tuner, **pair}]}, indent=1))
         rows.append({"config": cfg, "arch": arch, "tuner": tuner, **pair})
         if args.out:  # partial results survive a run cut short by a time limit
             Path(args.out).parent.mkdir(parents=True, exist_ok=True)
             Path(args.out).write_text(json.dumps({"partial": True, "rows": rows}, indent=1))
-    print_table(rows, sides)
+    print_table(rows, [x for x in sides if any(x in r for r in rows)])
     result = {"device": args.device, "tiny": tiny, "video_load_backend": env.get("VIDEO_LOAD_BACKEND", "pyav"), "frames": frames, "global_batch": gb, "steps": steps,
               "warmup": args.warmup, "peak_tflops": peak, "total_wall_s": time.perf_counter() - t0, "rows": rows}
     if args.out:
@@ -415,33 +624,39 @@ def main(argv=None) -> int:
         for log in (work / "runs").glob("*/*/log.txt"):
             (logs / f"{log.parent.parent.name}_{log.parent.name}.txt").write_text(log.read_text()[-200000:])
         print(f"wrote {args.out}")
-    return 0 if all(not r[s].get("failed") for r in rows for s in sides) else 1
+    return 0 if all(not r[s].get("failed") for r in rows for s in sides if s in r) else 1
 
 
 def print_table(rows: list, sides: list) -> None:
-    head = f"{'config':<10}{'side':<8}{'mb x ga':>8}{'samples/s':>11}{'tokens/s':>11}{'s/step':>8}{'MFU':>7}" \
-           f"{'peak GiB':>10}{'tok/sample':>11}"
+    """Measured beside predicted (the planner's memory and samples/s for the setting each side ran)."""
+    head = f"{'config':<10}{'side':<8}{'mb x ga':>8}{'ckpt':>7}{'samples/s':>10}{'tokens/s':>9}{'s/step':>7}{'MFU':>7}" \
+           f"{'peak GiB':>9}{'planned':>8}{'meas/plan':>10}{'pred s/s':>9}"
     print("\n" + head + "\n" + "-" * len(head))
     for r in rows:
-        for side in sides:
+        present = [x for x in sides if x in r]
+        for side in present:
             x = r[side]
             if x.get("failed"):
                 print(f"{r['config']:<10}{side:<8}  FAILED (rc {x.get('rc')})")
                 continue
+            pred = x.get("predicted") or {}
             mfu = f"{100 * x['mfu']:.1f}%" if x.get("mfu") else "-"
-            peak = f"{x['peak_alloc_gib']:.1f}" if x.get("peak_alloc_gib") is not None else "-"
-            print(f"{r['config']:<10}{side:<8}{str(x['micro_batch']) + 'x' + str(x['grad_accum']):>8}"
-                  f"{x['samples_per_s']:>11.2f}{x['tokens_per_s']:>11.0f}{x['s_per_step']:>8.2f}{mfu:>7}"
-                  f"{peak:>10}{x['tokens_per_sample']:>11.0f}")
-        n = r["native"]
-        for side in sides[1:] if sides[0] == "native" else [x for x in sides if x != "native"]:
+            peak = x.get("peak_alloc_gib")
+            ratio = f"{peak / pred['peak_gib']:.2f}" if peak is not None and pred.get("peak_gib") else "-"
+            ckpt = f"{pred.get('checkpoint_layers', '?')}/{pred.get('layers', '?')}"
+            print(f"{r['config']:<10}{side:<8}{str(x['micro_batch']) + 'x' + str(x['grad_accum']):>8}{ckpt:>7}"
+                  f"{x['samples_per_s']:>10.2f}{x['tokens_per_s']:>9.0f}{x['s_per_step']:>7.2f}{mfu:>7}"
+                  f"{'-' if peak is None else format(peak, '.1f'):>9}{pred.get('peak_gib', 0):>8.1f}{ratio:>10}"
+                  f"{pred.get('samples_per_s', 0):>9.2f}")
+        n = r.get("native")
+        for side in [x for x in present if x != "native" and n is not None]:
             o = r[side]
             if n.get("failed") or o.get("failed"):
                 continue
             mem = (f"{o['peak_alloc_gib'] / n['peak_alloc_gib']:.2f}x" if n.get("peak_alloc_gib") else "-")
             label = f"{side}/nat"
-            print(f"{r['config']:<10}{label:<8}{'':>8}{o['samples_per_s'] / n['samples_per_s']:>10.2f}x"
-                  f"{o['tokens_per_s'] / n['tokens_per_s']:>10.2f}x{'':>8}{'':>7}{mem:>10}")
+            print(f"{r['config']:<10}{label:<8}{'':>15}{o['samples_per_s'] / n['samples_per_s']:>9.2f}x"
+                  f"{o['tokens_per_s'] / n['tokens_per_s']:>8.2f}x{'':>14}{mem:>9}")
             r.setdefault("ratios", {})[side] = {
                 "samples_per_s": o["samples_per_s"] / n["samples_per_s"],
                 "peak_alloc": (o["peak_alloc_gib"] / n["peak_alloc_gib"]) if n.get("peak_alloc_gib") else None}

@@ -42,11 +42,19 @@ LLM_LINEARS = r".*language_model.*\.(q_proj|k_proj|v_proj|o_proj|gate_proj|up_pr
 
 
 def row_key(r):
-    return f"{r['size']}-{r['tuner']}-z{r['zero']}-x{r['world']}"
+    ckpt = r.get("ckpt", "all")
+    return f"{r['size']}-{r['tuner']}-z{r['zero']}-x{r['world']}" + ("" if ckpt == "all" else f"-ckpt{ckpt}")
+
+
+def ckpt_layers(spec, layers: int) -> int:
+    """'all', 'none', 'half' or a number -> how many of the LLM's first layers are checkpointed."""
+    return {"all": layers, "none": 0, "half": layers // 2}.get(str(spec), None) if not str(spec).isdigit() \
+        else min(int(spec), layers)
 
 
 # ---------------------------------------------------------------------------------------------- worker
-def build_model(model_dir, tuner, device, torch, zero_init_config=None, lora_rank=16, lora_dropout=0.05):
+def build_model(model_dir, tuner, device, torch, zero_init_config=None, lora_rank=16, lora_dropout=0.05,
+                checkpoint="all"):
     """Random-init model; with ``zero_init_config`` (a ZeRO-3 config) the weights are created already
     partitioned (``deepspeed.zero.Init``), for sizes whose bf16 weights one GPU cannot hold (78B)."""
     from transformers import InternVLConfig, InternVLForConditionalGeneration
@@ -67,16 +75,22 @@ def build_model(model_dir, tuner, device, torch, zero_init_config=None, lora_ran
                                                                   attn_implementation="sdpa")
     model.model.vision_tower.requires_grad_(False)
     model.model.multi_modal_projector.requires_grad_(tuner == "full")
+    k = ckpt_layers(checkpoint, cfg.text_config.num_hidden_layers)
     if tuner == "lora":
         from peft import LoraConfig, get_peft_model
 
         model.requires_grad_(False)
-        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
-        model.enable_input_require_grads()
+        if k:
+            model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+            model.enable_input_require_grads()
         model = get_peft_model(model, LoraConfig(r=lora_rank, lora_alpha=32, lora_dropout=lora_dropout,
                                                   target_modules=LLM_LINEARS))
-    else:
+    elif k:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    if 0 < k < cfg.text_config.num_hidden_layers:  # the ivl3_recompute callback's own function
+        from ivl3_plugin.recipe.compile import checkpoint_first
+
+        checkpoint_first(model, k)
     model.train()
     return model, cfg
 
@@ -133,7 +147,8 @@ def run_row(row, a, rank, world, local_rank, device, torch, dist):
     hidden = json.loads((Path(row["model_dir"]) / "config.json").read_text())["text_config"]["hidden_size"]
     config = ds_config(row["zero"], hidden, a["micro_batch"], a["z3_reuse"], a["grad_accum"]) if row["zero"] else None
     zero_init = row["zero"] == 3 and row["size"] in a["zero_init_sizes"]
-    model, cfg = build_model(row["model_dir"], row["tuner"], device, torch, config if zero_init else None)
+    model, cfg = build_model(row["model_dir"], row["tuner"], device, torch, config if zero_init else None,
+                             checkpoint=row.get("ckpt", "all"))
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=1e-5, weight_decay=0.05, fused=cuda)
     if row["zero"] == 0:
@@ -233,10 +248,11 @@ def worker(args):
 
 
 # ---------------------------------------------------------------------------------------------- driver
-def setup_for(row, a):
+def setup_for(row, a, arch):
     return TrainSetup(tuner=row["tuner"], zero=row["zero"], world=row["world"], micro_batch=a["micro_batch"],
                       frames=a["frames"], text_tokens=a["text_tokens"], label_tokens=a["label_tokens"],
-                      grad_checkpointing=True, lora_rank=16)
+                      checkpoint_layers=ckpt_layers(row.get("ckpt", "all"), arch.text.layers), lora_rank=16,
+                      autocast=False)  # a plain bf16 loop: peft's fp32 adapters see fp32 inputs
 
 
 def plan_rows(args):
@@ -245,9 +261,10 @@ def plan_rows(args):
     for size in sizes:
         for tuner in args.tuners.split(","):
             for zero in [int(z) for z in args.zero.split(",")]:
-                world = 1 if zero == 0 else args.gpus
-                r = dict(size=size, tuner=tuner, zero=zero, world=world, kind=["memory"])
-                rows[row_key(r)] = r
+                for ckpt in args.checkpoint.split(","):
+                    world = 1 if zero == 0 else args.gpus
+                    r = dict(size=size, tuner=tuner, zero=zero, world=world, kind=["memory"], ckpt=ckpt)
+                    rows[row_key(r)] = r
     for spec in args.scaling.split(",") if args.scaling else []:
         size, tuner, zero = spec.split(":")
         size = "tiny" if args.tiny else size
@@ -286,7 +303,7 @@ def report(results, a, device):
     unit = "GiB" if device == "cuda" else "GiB (CPU: max RSS growth, not comparable)"
     print(f"\nPeak memory per GPU, measured vs planned ({unit}); frames={a['frames']} "
           f"seq={a['frames'] * 256 + a['text_tokens']} micro_batch={a['micro_batch']}")
-    head = f"{'model':6} {'tuner':5} {'zero':>4} {'gpus':>4} {'measured':>9} {'planned':>8} {'ratio':>6} {'s/step':>7}  note"
+    head = f"{'model':6} {'tuner':5} {'zero':>4} {'gpus':>4} {'ckpt':>4} {'measured':>9} {'planned':>8} {'ratio':>6} {'s/step':>7}  note"
     print(head)
     print("-" * len(head))
     for r in results:
@@ -300,7 +317,7 @@ def report(results, a, device):
             r["within_20pct"] = abs(r["ratio"] - 1) <= 0.20
             line = f"{m / GIB:9.2f} {p / GIB:8.2f} {r['ratio']:6.2f} {r['step_s']:7.3f}  " + \
                    ("ok" if r["within_20pct"] else "OUTSIDE +-20%")
-        print(f"{r['size']:6} {r['tuner']:5} {r['zero']:>4} {r['world']:>4} " + line)
+        print(f"{r['size']:6} {r['tuner']:5} {r['zero']:>4} {r['world']:>4} {str(r.get('ckpt', 'all')):>4} " + line)
     scaling = []
     groups = {}
     for r in results:
@@ -331,6 +348,8 @@ def main(argv=None):
     ap.add_argument("--gpus", type=int, default=None, help="GPUs for ZeRO-2/3 rows (default: all visible, max 4)")
     ap.add_argument("--scaling", default="1B:full:2,8B:lora:2", help="SIZE:TUNER:ZERO run on 1, 2 and 4 GPUs")
     ap.add_argument("--steps", type=int, default=4)
+    ap.add_argument("--checkpoint", default="all",
+                    help="comma list: LLM layers under gradient checkpointing per row: all, none, half or a number")
     ap.add_argument("--frames", type=int, default=8)
     ap.add_argument("--text-tokens", type=int, default=256)
     ap.add_argument("--label-tokens", type=int, default=128)
@@ -378,7 +397,7 @@ def main(argv=None):
     for world in sorted({r["world"] for r in rows}):
         results += launch(world, [r for r in rows if r["world"] == world], a, work, args)
     for r in results:
-        r["predicted"] = estimate(archs[r["size"]], setup_for(r, a)).__dict__
+        r["predicted"] = estimate(archs[r["size"]], setup_for(r, a, archs[r["size"]])).__dict__
         r["predicted"].pop("notes", None)
     scaling = report(results, a, args.device)
     if args.out:

@@ -12,8 +12,13 @@ the host (Python + kernel launches), and a larger or faster GPU would not help i
 part varies in real data) and reports ms per step and the peak memory; ``--compile`` compiles each
 repeated layer first (``ivl3_plugin.recipe.compile``), to compare the two in one command each.
 
+``--attention`` instead times scaled_dot_product_attention forward + backward alone, at the LLM's and the
+ViT's shapes for one 16-frame sample, on each SDPA backend (flash, cuDNN, memory-efficient; GQA through
+``enable_gqa`` or by repeating K/V as transformers does when it passes a mask), with its TFLOP/s.
+
 GPU: python3 benchmarks/step_profile.py --size 1B --tuner lora
      python3 benchmarks/step_profile.py --size 1B --tuner lora --compile --timed 12
+     python3 benchmarks/step_profile.py --size 8B --attention
 """
 from __future__ import annotations
 
@@ -61,6 +66,54 @@ def sample(cfg, frames: int = 16, text: int = 339, answer: int = 60):
             "pixel_values": torch.randn(frames, 3, 448, 448, device="cuda", dtype=torch.bfloat16)}
 
 
+def attention_bench(size: str, tokens: int = 4435, frames: int = 16, repeat: int = 10) -> list:
+    """ms per forward + backward of SDPA per backend at the LLM's (causal, GQA) and the ViT's shapes."""
+    import torch
+    import torch.nn.functional as F
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    from ivl3_plugin.recipe.arch import ARCHS
+
+    a = ARCHS[size]
+    t, v = a.text, a.vision
+    rows = []
+    shapes = [("LLM", 1, t.heads, t.kv_heads, tokens, t.dim, True),
+              ("ViT", frames, v.heads, v.heads, v.tokens_per_tile, v.hidden // v.heads, False)]
+    for label, b, hq, hkv, n, d, causal in shapes:
+        flops = 4.0 * b * hq * n * n * d * (0.5 if causal else 1.0) * 3.5  # forward 1x, backward 2.5x
+        for backend in (SDPBackend.FLASH_ATTENTION, SDPBackend.CUDNN_ATTENTION, SDPBackend.EFFICIENT_ATTENTION):
+            for gqa in ((True, False) if hkv != hq else (False,)):
+                q = torch.randn(b, hq, n, d, device="cuda", dtype=torch.bfloat16, requires_grad=True)
+                k = torch.randn(b, hkv, n, d, device="cuda", dtype=torch.bfloat16, requires_grad=True)
+                vv = torch.randn(b, hkv, n, d, device="cuda", dtype=torch.bfloat16, requires_grad=True)
+
+                def run():
+                    kk, vvv = (k, vv) if gqa or hkv == hq else (k.repeat_interleave(hq // hkv, 1),
+                                                                 vv.repeat_interleave(hq // hkv, 1))
+                    kw = {"enable_gqa": True} if gqa else {}
+                    with sdpa_kernel([backend]):
+                        out = F.scaled_dot_product_attention(q, kk, vvv, is_causal=causal, **kw)
+                    out.backward(torch.ones_like(out))
+
+                name = f"{label} {str(backend).split('.')[-1].lower()}{' gqa' if gqa else (' repeat-kv' if hkv != hq else '')}"
+                try:
+                    run()
+                    torch.cuda.synchronize()
+                    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+                    start.record()
+                    for _ in range(repeat):
+                        run()
+                    end.record()
+                    torch.cuda.synchronize()
+                    ms = start.elapsed_time(end) / repeat
+                    rows.append((name, ms, flops / ms / 1e9))
+                    print(f"ATTN {name:34} {ms:8.2f} ms fwd+bwd  {flops / ms / 1e9:6.0f} TFLOP/s", flush=True)
+                except RuntimeError as exc:
+                    rows.append((name, None, None))
+                    print(f"ATTN {name:34} not available: {str(exc).splitlines()[0][:90]}", flush=True)
+    return rows
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--size", default="1B")
@@ -72,7 +125,15 @@ def main(argv=None) -> int:
     ap.add_argument("--reentrant", action="store_true", help="reentrant checkpointing (ms-swift on one GPU)")
     ap.add_argument("--timed", type=int, default=0, help="steps timed without the profiler first")
     ap.add_argument("--no-profile", action="store_true", help="skip the profiled step")
+    ap.add_argument("--attention", action="store_true", help="time SDPA backends at this size's shapes, then stop")
+    ap.add_argument("--json", default=None, help="with --attention: write the timings here")
     args = ap.parse_args(argv)
+    if args.attention:
+        sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+        rows = attention_bench(args.size)
+        if args.json:
+            Path(args.json).write_text(json.dumps([{"name": n, "ms": ms, "tflops": tf} for n, ms, tf in rows]))
+        return 0
 
     import torch
     from torch.profiler import ProfilerActivity, profile

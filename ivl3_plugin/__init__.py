@@ -10,7 +10,7 @@ __all__ = ["hookimpl", "__version__"]
 
 def __getattr__(name):
     if name == "hookimpl":
-        from .hookspecs import hookimpl
+        from .plugins.hookspecs import hookimpl
 
         return hookimpl
     raise AttributeError(name)

@@ -15,19 +15,17 @@ from pathlib import Path
 from typing import Dict, List, Optional
 
 from .default_plugins.datasets import DEMO_DATASET, demo_dataset_dir
-from .default_plugins.templates import VIDEO_TEMPLATE
-from .metric.predict import swift_executable
+
+DEMO_RECIPE = "tiny-cpu"  # recipes/tiny-cpu.yaml: the demo trains with the shipped recipe, through `ivl3 train`'s path
 
 
 @dataclass
 class DemoSettings:
     out_dir: Path
-    steps: int = 150
-    learning_rate: float = 3e-3
-    batch_size: int = 4
-    num_frames: int = 4
+    steps: Optional[int] = None        # None: the recipe's max_steps
+    num_frames: Optional[int] = None   # None: the recipe's `frames` metadata
     max_new_tokens: int = 24
-    model_dir: Optional[Path] = None
+    model_dir: Optional[Path] = None   # None: the recipe's model (ivl3-tiny, built on first use)
 
 
 @dataclass
@@ -45,33 +43,25 @@ def offline_env() -> Dict[str, str]:
     return env
 
 
-def train_argv(model_dir: Path, out_dir: Path, s: DemoSettings) -> List[str]:
-    """The exact ``swift sft`` command of the demo: our package, template and dataset by name."""
-    return [
-        swift_executable(), "sft",
-        "--custom_register_path", "ivl3_plugin",
-        "--model", str(model_dir),
-        "--template", VIDEO_TEMPLATE,
-        "--dataset", DEMO_DATASET,
-        "--split_dataset_ratio", "0",
-        "--tuner_type", "full",
-        "--torch_dtype", "float32",
-        "--max_steps", str(s.steps),
-        "--learning_rate", str(s.learning_rate),
-        "--lr_scheduler_type", "constant",
-        "--warmup_ratio", "0",
-        "--per_device_train_batch_size", str(s.batch_size),
-        "--gradient_accumulation_steps", "1",
-        "--gradient_checkpointing", "false",
-        "--logging_steps", "10",
-        "--save_strategy", "steps", "--save_steps", str(s.steps), "--save_only_model", "true",
-        "--eval_strategy", "no",
-        "--dataloader_num_workers", "0",
-        "--report_to", "none",
-        "--seed", "0",
-        "--output_dir", str(out_dir),
-        "--check_model", "false",
-    ]
+def demo_recipe():
+    """The shipped ``tiny-cpu`` recipe, found through the recipe registry like ``ivl3 train tiny-cpu``."""
+    from .plugins import get_plugins
+    from .recipe.launch import load
+
+    return load(DEMO_RECIPE, {e.name: Path(e.obj) for e in get_plugins().recipes})
+
+
+def train_launch(model_dir: Path, out_dir: Path, s: DemoSettings):
+    """The demo's training run: the recipe with the demo's model, output folder and steps, for the swift host."""
+    from .hosts.training import training_launch
+    from .recipe.config import apply_overrides
+    from .recipe.launch import Topology
+
+    overrides = {"model": str(model_dir), "output_dir": str(out_dir), "dataset": [DEMO_DATASET]}
+    if s.steps is not None:
+        overrides.update(max_steps=s.steps, save_steps=s.steps)  # the final step is the checkpoint scored
+    recipe = apply_overrides(demo_recipe(), overrides)
+    return training_launch(recipe, overrides, Topology(), host="swift")
 
 
 def _final_model_dir(train_out: Path) -> Path:
@@ -94,45 +84,54 @@ def _losses(train_out: Path) -> List[float]:
 
 def run_demo(s: DemoSettings, log=print) -> DemoResult:
     from .convert import convert
-    from .metric.predict import predict
-    from .metric.report import write_report
+    from .hosts import get_host
+    from .hosts.protocol import PredictRequest
+    from .hosts.training import launch_environment
     from .metric.evaluation import evaluate_predictions
+    from .metric.report import write_report
     from .tiny import ensure_tiny_model
+
+    host = get_host("swift")
+    num_frames = s.num_frames or int(demo_recipe().meta.get("frames", 4))
+
+    def predict(model, dataset, out):
+        return host.predict(PredictRequest(model, dataset, out, max_new_tokens=s.max_new_tokens))
 
     s.out_dir.mkdir(parents=True, exist_ok=True)
     t: Dict[str, float] = {}
     clock = time.time()
-    model_dir = ensure_tiny_model(s.model_dir)
+    model_dir = ensure_tiny_model(s.model_dir).resolve()
     t["model"] = time.time() - clock
     log(f"[1/5] tiny InternVL3 ready: {model_dir}")
 
     clock = time.time()
     from .demo_data import ANNOTATIONS
 
-    dataset = convert(ANNOTATIONS, demo_dataset_dir(), num_frames=s.num_frames, val_fraction=0.2, prompt="concise")
+    dataset = convert(ANNOTATIONS, demo_dataset_dir(), num_frames=num_frames, val_fraction=0.2, prompt="concise")
     val = Path(dataset) / "swift" / "val.jsonl"
     t["convert"] = time.time() - clock
     log(f"[2/5] converted bundled videos -> {dataset}")
 
     clock = time.time()
-    before_preds = predict(model_dir, val, s.out_dir / "predictions-before.jsonl", max_new_tokens=s.max_new_tokens)
+    before_preds = predict(model_dir, val, s.out_dir / "predictions-before.jsonl")
     before = evaluate_predictions(before_preds)["corpus"]
     t["predict_before"] = time.time() - clock
     log(f"[3/5] untrained model scored on {val}")
 
     clock = time.time()
     train_out = s.out_dir / "train"
-    argv = train_argv(model_dir, train_out, s)
-    log("[4/5] training: " + " ".join(argv))
+    launch = train_launch(model_dir, train_out, s)
+    log(f"[4/5] training ({DEMO_RECIPE} recipe): {launch.render()}")
     with open(s.out_dir / "train.log", "w") as logf:
-        proc = subprocess.run(argv, env=offline_env(), stdout=logf, stderr=subprocess.STDOUT, cwd=s.out_dir)
+        proc = subprocess.run(launch.argv, env=launch_environment(launch, offline_env()), stdout=logf,
+                              stderr=subprocess.STDOUT, cwd=s.out_dir)
     if proc.returncode != 0:
         raise RuntimeError(f"swift sft failed (exit {proc.returncode}); see {s.out_dir / 'train.log'}")
     trained = _final_model_dir(train_out)
     t["train"] = time.time() - clock
 
     clock = time.time()
-    after_preds = predict(trained, val, s.out_dir / "predictions-after.jsonl", max_new_tokens=s.max_new_tokens)
+    after_preds = predict(trained, val, s.out_dir / "predictions-after.jsonl")
     after = evaluate_predictions(after_preds)["corpus"]
     report = write_report(after_preds, s.out_dir / "report.html", baseline=before_preds)
     t["predict_after"] = time.time() - clock

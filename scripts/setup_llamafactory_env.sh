@@ -23,7 +23,7 @@ CONSTRAINTS="$ROOT/constraints-llamafactory.txt"
 PY="${PYTHON:-python3}"
 
 STAMP="$VENV/.ivl3-constraints.sha256"
-WANT="$(sha256sum "$CONSTRAINTS" "$ROOT/pyproject.toml" | sha256sum | cut -d' ' -f1)"
+WANT="$(sha256sum "$CONSTRAINTS" "$ROOT/build-constraints.txt" "$ROOT/pyproject.toml" | sha256sum | cut -d' ' -f1)"
 if [ -x "$VENV/bin/python" ] && [ "$(cat "$STAMP" 2>/dev/null)" = "$WANT" ] \
     && "$VENV/bin/python" -c "import llamafactory, ivl3_plugin, torchaudio, decord" 2>/dev/null; then
     echo "setup_llamafactory_env: $VENV is ready"
@@ -31,7 +31,11 @@ if [ -x "$VENV/bin/python" ] && [ "$(cat "$STAMP" 2>/dev/null)" = "$WANT" ] \
 fi
 
 "$PY" -m venv "$VENV"
-PIP=("$VENV/bin/python" -m pip install --quiet)
+"$VENV/bin/python" -m pip install --quiet -c "$ROOT/constraints.txt" pip
+# Build tools pinned for the isolated builds; everything but our own package must come as a wheel
+# (no source-only package in this tree: a new one fails here, not on a user's machine).
+PIP=("$VENV/bin/python" -m pip install --quiet --build-constraint "$ROOT/build-constraints.txt"
+     --only-binary=:all: --no-binary=ivl3-plugin)
 
 # 1. torch from this machine's local wheels (the machine's pip constraint caps it at these).
 "${PIP[@]}" torch==2.14.1 torchvision==0.29.1

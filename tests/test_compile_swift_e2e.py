@@ -41,3 +41,25 @@ def test_ivl3_compile_0_runs_the_recipe_eager(tiny_model, demo_annotations, tmp_
     log = proc.stdout + proc.stderr
     assert proc.returncode == 0, log[-5000:]
     assert "IVL3_COMPILE=0, training uncompiled" in log and "ivl3 compile: base_model" not in log
+
+
+@pytest.mark.e2e
+def test_recompute_keeps_checkpointing_on_the_first_layers_only_and_trains_the_same(tiny_model, demo_annotations,
+                                                                                      tmp_path):
+    """``--callbacks ivl3_recompute`` with its layer count in IVL3_CALLBACK_ARGS: the log names the layers
+    still checkpointed, and the losses equal those of the run that checkpoints every layer."""
+    import json
+
+    data = convert_demo_subset(demo_annotations, tmp_path, count=3, num_frames=2)
+    full = _lora(tiny_model, data, tmp_path / "all", tmp_path, [])
+    assert full.returncode == 0, (full.stdout + full.stderr)[-5000:]
+    part = _lora(tiny_model, data, tmp_path / "part", tmp_path, ["--callbacks", "ivl3_recompute"],
+                 IVL3_CALLBACK_ARGS=json.dumps({"ivl3_recompute": {"layers": 1}}))
+    log = part.stdout + part.stderr
+    assert part.returncode == 0, log[-5000:]
+    assert "ivl3 recompute: base_model.model.model.language_model.layers: checkpointing on the first 1 of 2" in log
+    a, b = logged_losses(tmp_path / "all"), logged_losses(tmp_path / "part")
+    assert len(a) == len(b) == 3 and b == pytest.approx(a, rel=1e-5)
+    missing = _lora(tiny_model, data, tmp_path / "missing", tmp_path, ["--callbacks", "ivl3_recompute",
+                                                                          "--max_steps", "1"])
+    assert missing.returncode != 0 and "needs its layer count" in missing.stdout + missing.stderr

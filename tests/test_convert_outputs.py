@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from ivl3_plugin.convert import convert, split_of
+from ivl3_plugin.convert import convert, split_for_id
 from ivl3_plugin.datasets import DatasetSpec
-from ivl3_plugin.template.prompts import render_instruction
+from ivl3_plugin.shared.prompts import render_instruction
 
 
 def _jsonl(p: Path):
@@ -51,7 +51,7 @@ def test_swift_row_contract(demo_out, demo_videos):
             assert len(frames) == len(stamps) == 4
             assert all(Path(p).is_absolute() and Path(p).is_file() for p in frames)
             assert stamps == sorted(stamps) and all(isinstance(t, float) for t in stamps)
-            assert split_of(row["id"], 0.25) == split
+            assert split_for_id(row["id"], 0.25) == split
 
 
 def test_canonical_samples(demo_out, demo_videos):
@@ -103,10 +103,10 @@ def test_hf_datasets_save_to_disk(demo_out):
 
 def test_split_is_deterministic_by_id():
     ids = [f"video_{k}" for k in range(2000)]
-    first = [split_of(i, 0.2) for i in ids]
-    assert first == [split_of(i, 0.2) for i in ids]
+    first = [split_for_id(i, 0.2) for i in ids]
+    assert first == [split_for_id(i, 0.2) for i in ids]
     assert 0.15 < first.count("val") / len(ids) < 0.25
-    assert all(split_of(i, 0.0) == "train" for i in ids) and all(split_of(i, 1.0) == "val" for i in ids)
+    assert all(split_for_id(i, 0.0) == "train" for i in ids) and all(split_for_id(i, 1.0) == "val" for i in ids)
 
 
 def test_formats_subset_and_unknown_format(tmp_path, demo_annotations):

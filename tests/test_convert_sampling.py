@@ -9,7 +9,7 @@ import pytest
 
 from fixtures.convert.videos import demo_rows, demo_video, numbered_frames, write_video
 from ivl3_plugin.convert import run_convert
-from ivl3_plugin.convert.sampling import (Sampling, SamplingError, fixed_fps_indices, frame_indices,
+from ivl3_plugin.shared.sampling import (Sampling, SamplingError, fixed_fps_indices, frame_indices,
                                           segment_centre_indices)
 
 

@@ -9,7 +9,6 @@ import sys
 import time
 from pathlib import Path
 
-import pytest
 
 from fixtures.convert.videos import demo_rows, demo_video, write_jsonl
 from ivl3_plugin.convert import run_convert
@@ -51,9 +50,10 @@ def test_cache_hits_across_reruns_and_datasets(tmp_path, monkeypatch):
     assert (second.decoded, second.cache_hits) == (0, 4) and calls == []
     a = [json.loads(l) for l in (tmp_path / "a" / "samples.jsonl").read_text().splitlines()]
     b = [json.loads(l) for l in (tmp_path / "b" / "samples.jsonl").read_text().splitlines()]
-    for x, y in zip(a, b):  # same frames, hard-linked from one cache entry
+    for x, y in zip(a, b):  # same frames from one cache entry, each dataset with its own copies
         assert [Path(p).name for p in x["frames"]] == [Path(p).name for p in y["frames"]]
-        assert os.path.samefile(x["frames"][0], y["frames"][0])
+        assert Path(x["frames"][0]).read_bytes() == Path(y["frames"][0]).read_bytes()
+        assert not os.path.samefile(x["frames"][0], y["frames"][0])
 
     # other sampling parameters are another cache entry
     third = run_convert(ann, tmp_path / "c", num_frames=6, cache_dir=cache, formats=["swift"])

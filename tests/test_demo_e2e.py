@@ -16,7 +16,8 @@ from swift_cli import swift_env
 def test_demo_trains_and_beats_the_untrained_model(tmp_path, tiny_model):
     ivl3 = Path(sys.executable).parent / "ivl3"
     out = tmp_path / "demo"
-    proc = subprocess.run([str(ivl3), "demo", "--out", str(out), "--steps", "60", "--model-dir", str(tiny_model)],
+    (tmp_path / "tiny").symlink_to(tiny_model, target_is_directory=True)  # a relative --model-dir, as users type it
+    proc = subprocess.run([str(ivl3), "demo", "--out", str(out), "--steps", "60", "--model-dir", "tiny"],
                           cwd=tmp_path, env=swift_env(IVL3_HOME=tmp_path / "home"), capture_output=True, text=True,
                           timeout=1500)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
@@ -30,3 +31,4 @@ def test_demo_trains_and_beats_the_untrained_model(tmp_path, tiny_model):
     assert "data:image/jpeg;base64," in report and "rougeL" in report
     args = json.loads(next((out / "train").rglob("args.json")).read_text())
     assert args["template"] == "ivl3_video" and args["dataset"] == ["ivl3-demo"]
+    assert Path(args["model"]).is_absolute() and Path(args["model"]).resolve() == tiny_model.resolve()

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from ivl3_plugin import hookspecs
+from ivl3_plugin.plugins import hookspecs
 from ivl3_plugin.plugins import HOOKS, build
 
 REPO = Path(__file__).resolve().parent.parent
@@ -84,10 +84,23 @@ def test_every_hook_has_a_test_named_after_it(hook):
 
 
 def test_every_host_adapter_module_is_described_in_docs_hosts():
-    modules = sorted(p.name for p in (REPO / "ivl3_plugin" / "hosts").glob("*.py") if p.name != "__init__.py")
+    hosts = REPO / "ivl3_plugin" / "hosts"
+    modules = sorted(str(p.relative_to(hosts)) for p in hosts.rglob("*.py") if p.name != "__init__.py")
     missing = [m for m in modules if m not in HOSTS_DOC]
     assert not missing, f"docs/hosts.md does not describe {missing}"
-    assert "ivl3_plugin_swift.pth" in HOSTS_DOC and "swift_plugin.py" in HOSTS_DOC
+    assert "ivl3_plugin_swift.pth" in HOSTS_DOC and "swift/external_plugin.py" in HOSTS_DOC
+
+
+def test_every_host_in_the_table_implements_the_protocol():
+    from ivl3_plugin.hosts import HOSTS, get_host
+    from ivl3_plugin.hosts.protocol import Host
+
+    members = [m for m in vars(Host) if not m.startswith("_")] + ["name", "description"]
+    for name in HOSTS:
+        host = get_host(name)
+        assert host.name == name
+        missing = [m for m in members if not hasattr(host, m)]
+        assert not missing, f"host {name} lacks {missing}"
 
 
 def test_plugin_docs_cover_the_cli_and_the_block_variable():

@@ -18,14 +18,14 @@ def _packed(strings):
 
 @pytest.fixture
 def cls():
-    from ivl3_plugin.hosts.swift_metric import swift_metric_class
+    from ivl3_plugin.hosts.swift.metric import swift_metric_class
     from ivl3_plugin.metric.summary_metric import SummaryMetric
 
     return swift_metric_class("ivl3_summary", SummaryMetric)
 
 
 def test_class_is_module_level_and_pickles(cls):
-    from ivl3_plugin.hosts import swift_metric
+    from ivl3_plugin.hosts.swift import metric as swift_metric
     from ivl3_plugin.metric.summary_metric import SummaryMetric
 
     assert getattr(swift_metric, cls.__name__) is cls
@@ -65,7 +65,7 @@ def test_bad_options_env_is_named(cls, monkeypatch):
 def test_installed_into_swift_map():
     from swift.metrics import eval_metrics_map
 
-    from ivl3_plugin.hosts.swift import install
+    from ivl3_plugin.hosts.swift.install import install
 
     install()
     assert eval_metrics_map["ivl3_summary"].metric_name == "ivl3_summary"

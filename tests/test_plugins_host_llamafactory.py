@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from ivl3_plugin.hosts import llamafactory as host
+from ivl3_plugin.hosts.llamafactory import datasets as lf_datasets, launch as host
 from ivl3_plugin.datasets import DatasetSpec
 from ivl3_plugin.plugins import build
 from ivl3_plugin import hookimpl
@@ -23,7 +23,7 @@ RECIPE = {"model": "/models/tiny", "template": "ivl3_video", "dataset": ["ivl3-d
 
 
 def _pairs(argv):
-    i = argv.index("ivl3_plugin.hosts.llamafactory_launch") + 1
+    i = argv.index("ivl3_plugin.hosts.llamafactory.run") + 1
     rest = argv[i:]
     return dict(zip(rest[::2], rest[1::2]))
 
@@ -31,10 +31,10 @@ def _pairs(argv):
 def test_launch_argv_translates_an_ms_swift_recipe(monkeypatch, tmp_path):
     monkeypatch.delenv("NPROC_PER_NODE", raising=False)
     monkeypatch.delenv("FORCE_TORCHRUN", raising=False)
-    monkeypatch.setenv(host.PYTHON_ENV, "/opt/lf/bin/python")
+    monkeypatch.setenv("IVL3_LLAMAFACTORY_PYTHON", "/opt/lf/bin/python")
     monkeypatch.chdir(tmp_path)
     argv, env = host.launch_argv(RECIPE, {"max_steps": 7, "val_dataset": "ivl3-demo", "save_strategy": False})
-    assert argv[:3] == ["/opt/lf/bin/python", "-m", "ivl3_plugin.hosts.llamafactory_launch"]
+    assert argv[:3] == ["/opt/lf/bin/python", "-m", "ivl3_plugin.hosts.llamafactory.run"]
     args = _pairs(argv)
     assert args["--model_name_or_path"] == "/models/tiny"
     assert args["--finetuning_type"] == "lora" and args["--lora_target"] == "all-linear"
@@ -50,7 +50,7 @@ def test_launch_argv_translates_an_ms_swift_recipe(monkeypatch, tmp_path):
 
 
 def test_launch_argv_multi_gpu_runs_our_module_under_torchrun(monkeypatch, tmp_path):
-    monkeypatch.setenv(host.PYTHON_ENV, sys.executable)
+    monkeypatch.setenv("IVL3_LLAMAFACTORY_PYTHON", sys.executable)
     monkeypatch.setenv("IVL3_HOME", str(tmp_path / "home"))
     monkeypatch.chdir(tmp_path)
     argv, _ = host.launch_argv({**RECIPE, "deepspeed": "zero2"}, {"nproc_per_node": 8, "nnodes": 2,
@@ -58,7 +58,7 @@ def test_launch_argv_multi_gpu_runs_our_module_under_torchrun(monkeypatch, tmp_p
     assert argv[1:3] == ["-m", "torch.distributed.run"]
     assert argv[argv.index("--nproc_per_node") + 1] == "8" and argv[argv.index("--nnodes") + 1] == "2"
     assert argv[argv.index("--node_rank") + 1] == "1" and argv[argv.index("--master_addr") + 1] == "10.0.0.1"
-    assert argv[argv.index("-m", 3) + 1] == "ivl3_plugin.hosts.llamafactory_launch"
+    assert argv[argv.index("-m", 3) + 1] == "ivl3_plugin.hosts.llamafactory.run"
     ds_path = Path(_pairs(argv)["--deepspeed"])
     assert ds_path.parent == tmp_path / "home" / "llamafactory"
     assert json.loads(ds_path.read_text())["zero_optimization"]["stage"] == 2
@@ -94,7 +94,7 @@ def test_dataset_info_resolves_registered_names_folders_and_val_splits(tmp_path)
     base = tmp_path / "user_data"
     base.mkdir()
     (base / "dataset_info.json").write_text(json.dumps({"theirs": {"file_name": "theirs.json"}}))
-    target = host.write_dataset_info(tmp_path / "gen", ["my-set", "my-set-val", str(other)], base_dir=base,
+    target = lf_datasets.write_dataset_info(tmp_path / "gen", ["my-set", "my-set-val", str(other)], base_dir=base,
                                      plugins=plugins)
     info = json.loads(target.read_text())
     assert info["my-set"]["file_name"] == str(demo / "llamafactory" / "train.json")
@@ -106,16 +106,16 @@ def test_dataset_info_resolves_registered_names_folders_and_val_splits(tmp_path)
 def test_dataset_errors_name_the_dataset_and_what_to_do(tmp_path):
     plugins = build({}, entry_points=False)
     with pytest.raises(ValueError, match="'nope'.*neither a registered dataset"):
-        host.lf_entry("nope", plugins)
+        lf_datasets.lf_entry("nope", plugins)
     (tmp_path / "raw").mkdir()
     with pytest.raises(ValueError, match="convert it first"):
-        host.lf_entry(str(tmp_path / "raw"), plugins)
+        lf_datasets.lf_entry(str(tmp_path / "raw"), plugins)
 
 
 def test_shipped_recipes_translate_and_ivl3_compile_is_dropped_with_a_warning(monkeypatch, tmp_path, caplog):
     """Every shipped GPU recipe (they set ``callbacks: [ivl3_compile]``) translates; other callbacks are refused."""
-    from ivl3_plugin.paths import recipes_dir
-    from ivl3_plugin.recipe.recipe import load_recipe
+    from ivl3_plugin.resources import recipes_dir
+    from ivl3_plugin.recipe.config import load_recipe
 
     monkeypatch.setenv("IVL3_HOME", str(tmp_path / "home"))
     for path in sorted(recipes_dir().glob("internvl3-*.yaml")):

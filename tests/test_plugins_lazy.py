@@ -7,7 +7,7 @@ import pytest
 
 from ivl3_plugin import hookimpl
 from ivl3_plugin.plugins import build
-from ivl3_plugin.registry import LazyRef, RegistrationError
+from ivl3_plugin.plugins.registry import LazyRef, RegistrationError
 
 
 @pytest.fixture

@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 
 from ivl3_plugin import hookimpl
-from ivl3_plugin import plugins as plugins_mod
+from ivl3_plugin.plugins import loader as plugins_mod
 from ivl3_plugin.plugins import HOOKS, build
-from ivl3_plugin.registry import RegistrationError, Registry
+from ivl3_plugin.plugins.registry import RegistrationError, Registry
 from ivl3_plugin.template.spec import TemplateSpec
 
 BUILTIN_TEMPLATES = "ivl3_plugin.default_plugins.templates"
@@ -198,7 +198,7 @@ def test_unknown_hook_name_in_a_plugin_is_an_error_naming_it():
 
 
 def test_every_hook_has_a_registry():
-    from ivl3_plugin import hookspecs
+    from ivl3_plugin.plugins import hookspecs
 
     specs = {n for n in dir(hookspecs) if n.startswith("register_") and callable(getattr(hookspecs, n))}
     assert specs == set(HOOKS)

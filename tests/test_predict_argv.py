@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from ivl3_plugin.metric.predict import PredictError, infer_argv, normalise_results
+from ivl3_plugin.hosts.swift.infer import PredictError, infer_argv, normalise_results
 
 
 def _opt(argv, name):

@@ -6,7 +6,7 @@ import json
 import pytest
 
 from swift_cli import convert_demo_subset, run_swift, swift_env
-from ivl3_plugin.metric.predict import predict
+from ivl3_plugin.hosts.swift.infer import predict
 from ivl3_plugin.metric.predictions import load_predictions
 
 
@@ -52,3 +52,41 @@ def test_predict_with_lora_adapters_only(tmp_path, tiny_model, dataset):
     assert (ckpt / "adapter_config.json").is_file()
     out = predict(None, dataset, tmp_path / "lora_preds.jsonl", adapters=ckpt, max_new_tokens=4)
     _check(out, dataset)
+
+    # the checkpoint given as --model (swift itself fails on that): recognised and passed as the adapter,
+    # with progress lines while swift runs (stderr is not a terminal here: plain lines, no bar)
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-m", "ivl3_plugin", "predict", "--model", str(ckpt), "--dataset",
+                           str(dataset), "--out", str(tmp_path / "cli_preds.jsonl"), "--max-new-tokens", "4",
+                           "--max-batch-size", "1"], capture_output=True, text=True, timeout=900, env=swift_env())
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    assert f"ivl3 predict: {ckpt} is a LoRA adapter checkpoint: passed to swift as --adapters" in proc.stderr
+    n = len(dataset.read_text().splitlines())
+    progress = [l for l in proc.stderr.splitlines() if l.startswith("predict: ")]
+    assert progress[0].startswith(f"predict: 0/{n} rows") and progress[-1].startswith(f"predict: {n}/{n} rows (100%)")
+    assert "Traceback" not in proc.stderr and (tmp_path / "cli_preds.swift_infer.log").is_file()
+    _check(tmp_path / "cli_preds.jsonl", dataset)
+
+
+@pytest.mark.e2e
+def test_predict_keeps_every_reference_of_a_video(tmp_path, tiny_model, demo_annotations):
+    """A video with several summaries: swift infers its val row (with the extra ``references`` column) once,
+    and the predictions file keeps every reference for scoring."""
+    from ivl3_plugin.convert import run_convert, split_for_id
+
+    rows = [json.loads(l) for l in demo_annotations.read_text().splitlines() if l.strip()][:2]
+    ids = [next(f"multi{k}-{n}" for n in range(500) if split_for_id(f"multi{k}-{n}", 0.5) == "val") for k in range(2)]
+    ann = tmp_path / "ann.jsonl"
+    ann.write_text("".join(json.dumps({"id": i, "video": str(demo_annotations.parent / r["video"]),
+                                       "summary": [r["summary"], "Another way to say it."]}) + "\n"
+                           for i, r in zip(ids, rows)))
+    out = run_convert(ann, tmp_path / "data", num_frames=2, val_fraction=0.5, cache_dir=tmp_path / "cache",
+                      formats=["swift"]).out_dir
+    val = out / "swift" / "val.jsonl"
+    assert [json.loads(l)["references"] for l in val.read_text().splitlines()] == \
+        [[r["summary"], "Another way to say it."] for r in rows]
+    preds = load_predictions(predict(tiny_model, val, tmp_path / "p.jsonl", max_new_tokens=4))
+    assert [p.id for p in preds] == ids
+    assert [p.references for p in preds] == [[r["summary"], "Another way to say it."] for r in rows]

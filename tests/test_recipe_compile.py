@@ -83,7 +83,7 @@ def test_zero3_is_refused_before_training(monkeypatch):
     """What transformers reports as ZeRO-3 is refused; the real DeepSpeed config object where installed."""
     import transformers.integrations as integrations
 
-    from ivl3_plugin.hosts.swift_compile import CompileError, check_compilable
+    from ivl3_plugin.hosts.swift.callbacks import CompileError, check_compilable
 
     check_compilable()  # no DeepSpeed config: fine
     try:
@@ -101,7 +101,7 @@ def test_zero3_is_refused_before_training(monkeypatch):
 
 def test_ivl3_compile_0_leaves_the_model_eager(tiny_model, monkeypatch):
     pytest.importorskip("swift")
-    from ivl3_plugin.hosts.swift_compile import swift_callback_class
+    from ivl3_plugin.hosts.swift.callbacks import swift_callback_class
 
     monkeypatch.setenv("IVL3_COMPILE", "0")
     model = _lora_model(tiny_model, reentrant=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 from ivl3_plugin.recipe.internvl_args import from_internvl_args
-from ivl3_plugin.recipe.recipe import (RecipeError, apply_overrides, dump_recipe, fit_grad_accum, load_recipe,
+from ivl3_plugin.recipe.config import (RecipeError, apply_overrides, dump_recipe, fit_grad_accum, load_recipe, template_args,
                                        parse_overrides, parse_recipe, validate)
 
 GOOD = """\
@@ -134,7 +134,7 @@ def test_official_lora_script_flags_become_a_swift_lora_recipe():
     assert a["model"] == "OpenGVLab/InternVL3-8B" and a["tuner_type"] == "lora"
     assert (a["lora_rank"], a["lora_alpha"]) == (16, 32)
     assert (a["freeze_llm"], a["freeze_vit"], a["freeze_aligner"]) == (False, True, True)  # LoRA on the LLM only
-    assert a["ENV"]["IVL3_MAX_TILES_IMAGE"] == "12" and a["deepspeed"] == "zero1"
+    assert template_args(a) == {"ivl3_video": {"max_tiles_image": 12}} and a["deepspeed"] == "zero1"
     assert (a["learning_rate"], a["max_length"], a["gradient_checkpointing"]) == (2e-5, 8192, True)
     assert r.meta["model_size"] == "8B"
     assert any("--some_new_flag" in n and "not translated" in n for n in notes)
@@ -169,5 +169,13 @@ def test_cli_from_internvl_args_writes_a_recipe_train_accepts(tmp_path, capsys):
     r = load_recipe(out)
     assert r.meta["global_batch"] == 16 and r.args["lora_rank"] == 8
     assert main(["recipe", "check", str(out)]) == 0
-    assert main(["train", str(out), "--dry-run"]) == 0
+    model = tmp_path / "InternVL3-2B"  # ivl3 train wants the checkpoint folder the user downloaded
+    model.mkdir()
+    assert main(["train", str(out), f"model={model}", "dataset=[ivl3-demo]", "--dry-run"]) == 0
     assert "--lora_rank\n  8" in capsys.readouterr().out
+
+
+def test_bare_yaml_1_1_words_stay_words_in_overrides():
+    """`save_strategy=no` must reach ms-swift as `no`, not `False` (which its parser refuses)."""
+    got = parse_overrides(["save_strategy=no", "eval_strategy=No", "freeze_vit=false", "max_steps=3", "report_to=off"])
+    assert got == {"save_strategy": "no", "eval_strategy": "No", "freeze_vit": False, "max_steps": 3, "report_to": "off"}

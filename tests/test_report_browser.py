@@ -149,3 +149,48 @@ def test_screenshot_renders(scored):
     width, height = struct.unpack(">II", data[16:24])
     assert (width, height) == (1280, 1400)
     assert len(data) > 30_000  # a blank page compresses to a few kB; frames and text do not
+
+
+# Ids and predictions that would end or re-open the page's <script> elements if embedded raw: the report must
+# show them as text, its data block must parse, and its sort script must still run.
+HOSTILE = [("a<!--<script>", "<!--<script> a red circle moves right"),
+           ("b</script><script>window.ivl3Pwned=1</script>", "a blue square </script> falls down <!--"),
+           ("c&amp;\u2028<b>x</b>", "a green triangle rises to the top &lt;end&gt;")]
+HOSTILE_JS = """
+<script>
+window.addEventListener('load', () => {
+  const b = document.body, ids = () => [...document.querySelectorAll('#items .item')].map(e => e.dataset.id);
+  b.dataset.testPwned = String(window.ivl3Pwned === 1);
+  b.dataset.testSorter = String(typeof window.ivl3SortBy);
+  b.dataset.testData = JSON.stringify(JSON.parse(document.getElementById('ivl3-data').textContent).items.map(i => i.id));
+  document.querySelector('button[data-sort="rougeL"]').click(); b.dataset.testAsc = JSON.stringify(ids());
+  document.querySelector('button[data-sort="rougeL"]').click(); b.dataset.testDesc = JSON.stringify(ids());
+  b.dataset.testPreds = JSON.stringify([...document.querySelectorAll('#items .item .pred')].map(e => e.textContent));
+});
+</script>
+"""
+
+
+def test_script_like_text_in_ids_and_predictions_cannot_break_the_page(tmp_path):
+    refs = {"a": "A red circle moves from left to right.", "b": "A blue square falls from the top to the bottom.",
+            "c": "A green triangle rises from the bottom to the top."}
+    preds = [Prediction(i, [refs[i[0]]], p, []) for i, p in HOSTILE]
+    result = evaluate_predictions(preds, meteor=False)
+    html_path = write_report(result, tmp_path / "hostile.html")
+    page = tmp_path / "hostile_under_test.html"
+    page.write_text(html_path.read_text().replace("</body>", HOSTILE_JS + "</body>"))
+    proc = chromium("--virtual-time-budget=5000", "--dump-dom", page.as_uri(), tmp=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    dom = _Dom()
+    dom.feed(proc.stdout)
+    body = dom.body
+    assert body.get("data-test-pwned") == "false"  # no injected script ran
+    assert body.get("data-test-sorter") == "function"  # the report's own script did
+    assert json.loads(body["data-test-data"]) == [i for i, _ in HOSTILE]  # the data block round-trips
+    rouge = {it["id"]: it["scores"]["rougeL"] for it in result["items"]}
+    order = [i for i, _ in HOSTILE]
+    assert json.loads(body["data-test-asc"]) == sorted(order, key=lambda i: (rouge[i], order.index(i)))
+    assert json.loads(body["data-test-desc"]) == sorted(order, key=lambda i: (-rouge[i], order.index(i)))
+    shown = json.loads(body["data-test-preds"])
+    assert sorted(shown) == sorted(p for _, p in HOSTILE)  # the text shows literally, as written
+    assert dom.items and sorted(dom.items) == sorted(order)

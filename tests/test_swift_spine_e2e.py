@@ -125,7 +125,7 @@ def test_import_hook_opt_out_restores_swift_behaviour():
 
 def test_external_plugins_file_form_registers():
     proc = _python("""
-        import ivl3_plugin.swift_plugin as p, os
+        import ivl3_plugin.hosts.swift.external_plugin as p, os
         from swift.utils import import_external_file
         from swift.template.register import TEMPLATE_MAPPING
         import_external_file(p.__file__)
@@ -145,7 +145,7 @@ def test_core_imports_without_swift():
         sys.meta_path.insert(0, Block())
         import ivl3_plugin
         for m in pkgutil.walk_packages(ivl3_plugin.__path__, 'ivl3_plugin.'):
-            if '.hosts.' in m.name or m.name.endswith('swift_plugin'):
+            if '.hosts.' in m.name or m.name.endswith('external_plugin'):
                 continue
             importlib.import_module(m.name)
         from ivl3_plugin.plugins import get_plugins

@@ -85,12 +85,19 @@ def test_frame_labels_match_between_training_and_inference():
     assert frame_label(12, 3.14159) == "Frame12 (3.1s): "
 
 
-def test_spec_environment_overrides_and_validation():
-    spec = TemplateSpec(name="x").with_env({"IVL3_TIMESTAMPS": "1", "IVL3_MIN_FRAMES": "4",
-                                            "IVL3_ON_OVERFLOW": "skip", "IVL3_PROMPT": "detailed"})
+def test_spec_run_settings_apply_to_the_named_template_only_and_are_validated(monkeypatch):
+    args = {"x": {"timestamps": "1", "min_frames": "4", "on_overflow": "skip", "prompt": "detailed"},
+            "other": {"min_frames": 9}}
+    spec = TemplateSpec(name="x").for_run(args)
     assert spec.timestamps and spec.min_frames == 4 and spec.on_overflow == "skip" and spec.prompt == "detailed"
-    assert TemplateSpec(name="x").with_env({}) == TemplateSpec(name="x")
+    assert TemplateSpec(name="y").for_run(args) == TemplateSpec(name="y")  # another template's settings stay there
+    monkeypatch.setenv("IVL3_TEMPLATE_ARGS", '{"x": {"min_frames": 3}}')  # the process setting, read by for_run()
+    assert TemplateSpec(name="x").for_run().min_frames == 3 and TemplateSpec(name="y").for_run().min_frames == 1
     with pytest.raises(ValueError, match="on_overflow"):
-        TemplateSpec(name="x").with_env({"IVL3_ON_OVERFLOW": "truncate"})
-    with pytest.raises(ValueError, match="IVL3_MIN_FRAMES"):
-        TemplateSpec(name="x").with_env({"IVL3_MIN_FRAMES": "many"})
+        TemplateSpec(name="x").with_run_args({"on_overflow": "truncate"})
+    with pytest.raises(ValueError, match="template x: min_frames must be int"):
+        TemplateSpec(name="x").with_run_args({"min_frames": "many"})
+    with pytest.raises(ValueError, match="template x: 'frame_label' defines the template"):
+        TemplateSpec(name="x").with_run_args({"frame_label": "F{i}"})
+    with pytest.raises(ValueError, match="'min_frame' is not a field"):
+        TemplateSpec(name="x").with_run_args({"min_frame": 2})

@@ -93,7 +93,7 @@ def test_overlong_sample_skip_is_logged(tiny_model, ivl3_home, tmp_path):
     proc = _sft(tiny_model, tmp_path, tmp_path / "out", [
         "--dataset", ivl3_home / "with_long.jsonl", "--template", "ivl3_video", "--tuner_type", "lora",
         "--max_length", "1400", "--max_steps", "4", "--per_device_train_batch_size", "1", "--save_strategy", "no"],
-        swift_env(IVL3_HOME=ivl3_home, IVL3_ON_OVERFLOW="skip"))
+        swift_env(IVL3_HOME=ivl3_home, IVL3_TEMPLATE_ARGS='{"ivl3_video": {"on_overflow": "skip"}}'))
     log = proc.stdout + proc.stderr
     assert proc.returncode == 0, log[-6000:]
     assert "SKIPPED sample <no id column; media " in log  # swift dropped the id column: named by its frames

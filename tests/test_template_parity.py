@@ -37,9 +37,9 @@ def swift_env(tiny_model):
     from swift import get_processor
     from swift.template import register_template
 
-    from ivl3_plugin.hosts.swift import install
+    from ivl3_plugin.hosts.swift.install import install
     install()
-    from ivl3_plugin.hosts.swift_template import template_metas
+    from ivl3_plugin.hosts.swift.template import template_metas
     from ivl3_plugin.template.spec import TemplateSpec
 
     for name, kw in (("ivl3_test_long", dict(min_frames=2)), ("ivl3_test_skip", dict(on_overflow="skip"))):
@@ -101,7 +101,7 @@ def test_layout_and_labels(swift_env, converted):
 
 
 def test_raw_video_is_sampled_like_the_converter(swift_env, converted, monkeypatch):
-    monkeypatch.setenv("IVL3_NUM_FRAMES", str(NUM_FRAMES))
+    monkeypatch.setenv("IVL3_TEMPLATE_ARGS", json.dumps({"ivl3_video": {"num_frames": NUM_FRAMES}}))
     ours = template(swift_env, "ivl3_video")
     for row, video in converted:
         raw = copy.deepcopy(row)
@@ -112,7 +112,7 @@ def test_raw_video_is_sampled_like_the_converter(swift_env, converted, monkeypat
 
 
 def test_timestamps_label_frames_and_are_required(swift_env, converted):
-    from ivl3_plugin.hosts.swift_template import Ivl3FatalSampleError
+    from ivl3_plugin.hosts.swift.template import Ivl3FatalSampleError
 
     ours = template(swift_env, "ivl3_video_ts")
     row, _ = converted[0]
@@ -126,7 +126,7 @@ def test_timestamps_label_frames_and_are_required(swift_env, converted):
 
 
 def test_empty_instruction_comes_from_the_prompt_file(swift_env, converted):
-    from ivl3_plugin.template.prompts import render_instruction
+    from ivl3_plugin.shared.prompts import render_instruction
 
     ours = template(swift_env, "ivl3_video")
     row = copy.deepcopy(converted[0][0])
@@ -154,7 +154,7 @@ def test_budget_drops_frames_and_logs(swift_env, converted, caplog):
 def test_overflow_is_loud_or_a_logged_skip(swift_env, converted, caplog):
     from swift.template.base import MaxLengthError
 
-    from ivl3_plugin.hosts.swift_template import Ivl3FatalSampleError
+    from ivl3_plugin.hosts.swift.template import Ivl3FatalSampleError
 
     row = converted[0][0]
     with pytest.raises(Ivl3FatalSampleError, match=row["id"]):
@@ -167,7 +167,7 @@ def test_overflow_is_loud_or_a_logged_skip(swift_env, converted, caplog):
 
 
 def test_missing_frame_file_is_named(swift_env, converted):
-    from ivl3_plugin.hosts.swift_template import Ivl3FatalSampleError
+    from ivl3_plugin.hosts.swift.template import Ivl3FatalSampleError
 
     row = copy.deepcopy(converted[0][0])
     row["videos"][0][1] = "/nonexistent/frame.jpg"
@@ -212,7 +212,7 @@ def test_registered_datasets_keep_id_and_timestamps(swift_env, converted, tmp_pa
     from datasets import load_dataset
     from swift.dataset import RowPreprocessor
 
-    from ivl3_plugin.hosts.swift_template import Ivl3RowPreprocessor
+    from ivl3_plugin.hosts.swift.template import Ivl3RowPreprocessor
 
     path = tmp_path / "rows.jsonl"
     path.write_text("".join(json.dumps(r) + "\n" for r, _ in converted))

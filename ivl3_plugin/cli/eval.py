@@ -12,8 +12,10 @@ def add_metric_options(p) -> None:
     p.add_argument("--stemmer", action="store_true", help="Porter stemming in ROUGE (English)")
     p.add_argument("--meteor", choices=["auto", "on", "off"], default="auto",
                    help="auto: when java and meteor-1.5.jar are found (default)")
-    p.add_argument("--meteor-jar", help="path of meteor-1.5.jar (else $IVL3_METEOR_JAR or pycocoevalcap's)")
+    p.add_argument("--meteor-jar", help="path of meteor-1.5.jar (else the METEOR_JAR setting or pycocoevalcap's)")
     p.add_argument("--bertscore-model", help="local encoder directory: adds BERTScore")
+    p.add_argument("--metric", default="ivl3_summary",
+                   help="registered metric to score with (`ivl3 plugins` lists them; default ivl3_summary)")
 
 
 def options_from_args(args):
@@ -38,23 +40,51 @@ def add_parser(sub) -> None:
     p.set_defaults(func=run)
 
 
-def run(args) -> int:
-    from ..metric.evaluation import evaluate_predictions, format_table, write_json
-    from ..metric.predictions import PredictionsError
+def score_files(args, out_suffix: str, write=None):
+    """The predictions (and baseline) scored with ``args.metric``, and the output path checked first.
+
+    The shared front of ``ivl3 eval`` and ``ivl3 report``: bad files fail first, named, before any
+    scoring; a baseline must share ids with the predictions (``metric/compare.py``) and is compared on
+    the common ones. ``write(result, out, baseline, comparison)`` runs inside the same error handling.
+    Returns ``(result, comparison, out)``."""
+    from ..metric.compare import check_overlap, compare
+    from ..metric.evaluation import MetricError, evaluate_predictions
+    from ..metric.predictions import PredictionsError, load_predictions
+    from ..shared.atomic import check_writable_file
     from . import UserError
 
     opts = options_from_args(args)
     try:
-        result = evaluate_predictions(args.predictions, opts)
-        baseline = evaluate_predictions(args.baseline, opts) if args.baseline else None
-    except PredictionsError as exc:
+        preds = load_predictions(args.predictions)
+        base_preds = load_predictions(args.baseline) if args.baseline else None
+        if base_preds:
+            check_overlap([p.id for p in preds], [p.id for p in base_preds], args.predictions, args.baseline)
+        out = check_writable_file(Path(args.out) if args.out else Path(args.predictions).with_suffix(out_suffix),
+                                  "--out")
+        result = dict(evaluate_predictions(preds, opts, metric=args.metric), source=str(args.predictions))
+        baseline = (dict(evaluate_predictions(base_preds, opts, metric=args.metric), source=str(args.baseline))
+                    if base_preds else None)
+        comparison = compare(result, baseline, opts, args.metric) if baseline else None
+        if write is not None:
+            write(result, out, baseline, comparison)
+    except (PredictionsError, MetricError) as exc:
         raise UserError(str(exc)) from None
     except RuntimeError as exc:  # e.g. --meteor on without java
-        raise UserError(str(exc)) from None
-    out = Path(args.out) if args.out else Path(args.predictions).with_suffix(".scores.json")
-    if baseline:
-        result["baseline"] = {"source": baseline["source"], "corpus": baseline["corpus"]}
+        raise UserError(str(exc).splitlines()[0] if str(exc) else type(exc).__name__) from None
+    return result, comparison, out
+
+
+def run(args) -> int:
+    import sys
+
+    from ..metric.evaluation import format_table, write_json
+
+    result, comparison, out = score_files(args, ".scores.json")
+    if comparison:
+        result["baseline"] = {k: v for k, v in comparison.items() if k != "items"}
     write_json(result, out)
-    print(format_table(result, baseline))
+    print(format_table(result, comparison))
+    for w in comparison["warnings"] if comparison else ():
+        print(f"ivl3 eval: warning: {w}", file=sys.stderr)
     print(f"wrote {out}")
     return 0

@@ -1,16 +1,20 @@
 """``ivl3 predict``: generate summaries for a converted dataset with the real ``swift infer``."""
 from __future__ import annotations
 
+from ._types import POSITIVE_INT
+
 
 def add_parser(sub) -> None:
     p = sub.add_parser("predict", help="run `swift infer` on a converted dataset and write ivl3 predictions JSONL")
-    p.add_argument("--model", help="model dir: the checkpoint after a full fine-tune, or the base model for LoRA")
+    p.add_argument("--model", help="model dir: the checkpoint after a full fine-tune, or the base model for LoRA "
+                                   "(a LoRA checkpoint given here is passed as --adapters, base from its args.json)")
     p.add_argument("--adapters", nargs="+", help="LoRA checkpoint dir(s) (swift reads the base from args.json)")
     p.add_argument("--dataset", required=True, help="converted dataset JSONL (e.g. <out>/swift/val.jsonl)")
     p.add_argument("--out", required=True, help="predictions JSONL to write")
     p.add_argument("--template", default="ivl3_video")
-    p.add_argument("--max-new-tokens", type=int, default=128)
-    p.add_argument("--max-batch-size", type=int, default=4)
+    p.add_argument("--max-new-tokens", type=POSITIVE_INT, default=128)
+    p.add_argument("--max-batch-size", type=POSITIVE_INT, default=4)
+    p.add_argument("--no-progress", action="store_true", help="no progress bar / progress lines on stderr")
     p.add_argument("--eval", action="store_true", help="also score the predictions and print the table")
     p.set_defaults(func=run)
 
@@ -18,7 +22,8 @@ def add_parser(sub) -> None:
 def run(args) -> int:
     from pathlib import Path
 
-    from ..metric.predict import PredictError, predict
+    from ..hosts import get_host
+    from ..hosts.protocol import HostError, PredictRequest
     from ..metric.predictions import PredictionsError
     from . import UserError
 
@@ -27,10 +32,15 @@ def run(args) -> int:
     for p in [args.model, *(args.adapters or [])]:
         if p and not Path(p).is_dir():
             raise UserError(f"{p}: not a local model/checkpoint directory")
+    if not Path(args.dataset).is_file():
+        raise UserError(f"--dataset {args.dataset}: no such file" if not Path(args.dataset).exists() else
+                        f"--dataset {args.dataset}: not a file (give a converted JSONL, e.g. <out>/swift/val.jsonl)")
+    request = PredictRequest(args.model, args.dataset, args.out, adapters=args.adapters or (), template=args.template,
+                             max_new_tokens=args.max_new_tokens, max_batch_size=args.max_batch_size,
+                             progress=not args.no_progress)
     try:
-        out = predict(args.model, args.dataset, args.out, adapters=args.adapters, template=args.template,
-                      max_new_tokens=args.max_new_tokens, max_batch_size=args.max_batch_size)
-    except (PredictError, PredictionsError) as exc:
+        out = get_host("swift").predict(request)
+    except (HostError, PredictionsError) as exc:
         raise UserError(str(exc)) from None
     print(f"wrote {out}")
     if args.eval:

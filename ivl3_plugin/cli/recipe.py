@@ -13,6 +13,7 @@ def add_parser(sub) -> None:
     c.add_argument("recipes", nargs="+", help="recipe files or names")
     c.add_argument("--gpus", type=int, help="GPUs per node the batch maths should assume")
     c.add_argument("--nodes", type=int, default=None)
+    c.add_argument("--host", default="swift", help="check the keys against this host's own arguments (default swift)")
     c.set_defaults(func=run_check)
     f = rsub.add_parser("from-internvl-args", help="translate internvl_chat_finetune.py flags into a recipe",
                         description="Example: ivl3 recipe from-internvl-args -o my.yaml -- --model_name_or_path "
@@ -29,10 +30,16 @@ def add_parser(sub) -> None:
 
 def run_check(args) -> int:
     from . import UserError
+    from ..hosts import get_host
+    from ..hosts.protocol import HostError
     from ..plugins import get_plugins
+    from ..recipe.config import RecipeError, load_recipe, validate
     from ..recipe.launch import find_recipe
-    from ..recipe.recipe import RecipeError, load_recipe, validate
 
+    try:
+        host = get_host(args.host)
+    except HostError as exc:
+        raise UserError(str(exc)) from None
     folders = {e.name: Path(e.obj) for e in get_plugins().recipes}
     bad = 0
     for item in args.recipes:
@@ -43,7 +50,7 @@ def run_check(args) -> int:
         world = None
         if args.gpus or args.nodes:
             world = (args.gpus or int(recipe.meta.get("gpus_per_node", 1))) * (args.nodes or int(recipe.meta.get("nodes", 1)))
-        problems = validate(recipe, world_size=world)
+        problems = validate(recipe, world_size=world) + host.validate(recipe)
         for problem in problems:
             print(problem, file=sys.stderr)
         print(f"{recipe.where}: {'ok' if not problems else f'{len(problems)} problem(s)'}")
@@ -54,7 +61,7 @@ def run_check(args) -> int:
 def run_from_internvl(args) -> int:
     from . import UserError
     from ..recipe.internvl_args import from_internvl_args
-    from ..recipe.recipe import RecipeError, dump_recipe, validate
+    from ..recipe.config import RecipeError, dump_recipe, validate
 
     flags = [f for f in args.flags if f != "--"] if args.flags[:1] == ["--"] else list(args.flags)
     if not flags:

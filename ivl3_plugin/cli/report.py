@@ -1,9 +1,10 @@
 """``ivl3 report PREDICTIONS``: a self-contained HTML page of scores, frames and summaries."""
 from __future__ import annotations
 
-from pathlib import Path
+from ._types import POSITIVE_INT
 
-from .eval import add_metric_options, options_from_args
+
+from .eval import add_metric_options, options_from_args, score_files
 
 
 def add_parser(sub) -> None:
@@ -13,21 +14,22 @@ def add_parser(sub) -> None:
     p.add_argument("--baseline", help="predictions of another model (e.g. before fine-tuning) to compare against")
     p.add_argument("--out", help="HTML file (default: <predictions>.report.html)")
     p.add_argument("--title", default="ivl3 summary report")
-    p.add_argument("--max-frames", type=int, default=6, help="key frames shown per sample")
+    p.add_argument("--max-frames", type=POSITIVE_INT, default=6, help="key frames shown per sample")
     add_metric_options(p)
     p.set_defaults(func=run)
 
 
 def run(args) -> int:
-    from ..metric.predictions import PredictionsError
-    from ..metric.report import write_report
-    from . import UserError
+    import sys
 
-    out = Path(args.out) if args.out else Path(args.predictions).with_suffix(".report.html")
-    try:
-        write_report(args.predictions, out, baseline=args.baseline, options=options_from_args(args),
-                     title=args.title, max_frames=args.max_frames)
-    except (PredictionsError, RuntimeError) as exc:
-        raise UserError(str(exc)) from None
+    from ..metric.report import write_report
+
+    def write(result, out, baseline, comparison):
+        write_report(result, out, baseline=baseline, options=options_from_args(args), title=args.title,
+                     max_frames=args.max_frames, metric=args.metric, comparison=comparison)
+
+    result, comparison, out = score_files(args, ".report.html", write)
+    for w in comparison["warnings"] if comparison else ():
+        print(f"ivl3 report: warning: {w}", file=sys.stderr)
     print(f"wrote {out}")
     return 0

@@ -13,7 +13,7 @@ from typing import List, Optional
 
 import numpy as np
 
-from .sampling import Bound, Sampling, SamplingError, frame_indices
+from ..shared.sampling import Bound, Sampling, SamplingError, frame_indices
 
 
 class DecodeError(RuntimeError):

@@ -16,10 +16,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Dict, List, Tuple
 
-from .cache import FrameCache, ImageOptions, entry_key, file_digest, link_entry
+from .cache import FrameCache, ImageOptions, StaleEntry, entry_key, export_entry, file_digest
 from .decode import DecodeError, decode, load_image_frames
 from .planning import Item
-from .sampling import Sampling, SamplingError
+from ..shared.sampling import Sampling, SamplingError
 
 
 @dataclass(frozen=True)
@@ -27,7 +27,7 @@ class WorkConfig:
     sampling: Sampling
     image: ImageOptions
     cache_dir: str
-    frames_dir: str  # <out>/frames: where each dataset's linked copy lives
+    frames_dir: str  # <out>/frames: where each dataset's own copies of the frames live
     decoder: str = "auto"
 
 
@@ -44,21 +44,36 @@ def process_item(item: Item, cfg: WorkConfig) -> dict:
         key = entry_key(digest, sampling_key, item.clip, cfg.image)
         cache = FrameCache(cfg.cache_dir)
         meta = cache.get(key)
-        hit = meta is not None
-        if not hit:
-            if item.video:
-                decoded = decode(item.video, cfg.sampling, item.clip, cfg.decoder)
-            else:
-                decoded = load_image_frames(item.frames, cfg.sampling, item.row.frames_fps, item.clip)
-            meta = cache.put(key, decoded, cfg.image)
-        dest = link_entry(cache, key, meta, Path(cfg.frames_dir))
+        dest, repaired, decoded = None, None, None
+        if meta is not None:
+            try:
+                dest = export_entry(cache, key, meta, Path(cfg.frames_dir))  # copies, checked against checksums
+            except StaleEntry as exc:
+                repaired = str(exc) if exc.report else None
+        hit = dest is not None
+        for attempt in range(3):
+            if dest is not None:
+                break
+            if decoded is None:
+                if item.video:
+                    decoded = decode(item.video, cfg.sampling, item.clip, cfg.decoder)
+                else:
+                    decoded = load_image_frames(item.frames, cfg.sampling, item.row.frames_fps, item.clip)
+            meta = cache.put(key, decoded, cfg.image, replace=meta is not None)
+            try:
+                dest = export_entry(cache, key, meta, Path(cfg.frames_dir))
+            except StaleEntry:
+                if attempt == 2:  # another process keeps swapping this entry: say so rather than loop
+                    raise
+                meta = cache.get(key)  # it was replaced while we copied: take it again (or rewrite it)
     except (DecodeError, SamplingError) as exc:
         return dict(base, status="skipped", reason=str(exc))
     except OSError as exc:
         return dict(base, status="skipped", reason=f"cannot read: {exc.strerror or exc}")
     except Exception as exc:  # one odd file must not stop the run; the reason says what happened
         return dict(base, status="skipped", reason=f"unexpected {type(exc).__name__}: {str(exc)[:200]}")
-    return dict(base, status="ok", key=key, cache_hit=hit, frames=[str(dest / n) for n in meta["frames"]],
+    extra = {"cache_repaired": repaired} if repaired else {}
+    return dict(base, status="ok", key=key, cache_hit=hit, **extra, frames=[str(dest / n) for n in meta["frames"]],
                 timestamps=meta["timestamps"], indices=meta["indices"], fps=meta["fps"],
                 num_video_frames=meta["num_video_frames"], decoder=meta["decoder"],
                 seconds=round(time.perf_counter() - started, 4))

@@ -1,16 +1,15 @@
 """Built-in dataset: the bundled demo videos, once converted (``ivl3 demo`` converts them)."""
-import os
 from pathlib import Path
 
 from .. import hookimpl
 from ..datasets import DatasetSpec
+from ..settings import home
 
 DEMO_DATASET = "ivl3-demo"
 
 
 def demo_dataset_dir() -> Path:
-    home = Path(os.environ.get("IVL3_HOME", Path.home() / ".cache" / "ivl3"))
-    return home / "datasets" / "demo"
+    return home() / "datasets" / "demo"
 
 
 @hookimpl

@@ -6,7 +6,7 @@ processes that load plugins (``ivl3 plugins``, every swift rank) never score.
 import importlib.util
 
 from .. import hookimpl
-from ..registry import LazyRef
+from ..plugins.registry import LazyRef
 
 
 @hookimpl

@@ -1,6 +1,6 @@
 """Built-in recipes: the repository's recipes/ folder."""
 from .. import hookimpl
-from ..paths import recipes_dir
+from ..resources import recipes_dir
 
 
 @hookimpl

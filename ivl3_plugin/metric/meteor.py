@@ -7,21 +7,31 @@ callers can skip it with a clear message instead of failing.
 """
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 from pathlib import Path
 from typing import List, Optional, Sequence, Tuple
 
-JAR_ENV = "IVL3_METEOR_JAR"
+from ..settings import METEOR_JAR
+
+JAR_ENV = METEOR_JAR.name
 
 
 def find_meteor(jar: Optional[str] = None) -> Tuple[Optional[Path], str]:
-    """(path to the jar, "") when METEOR can run, else (None, the reason)."""
+    """(path to the jar, "") when METEOR can run, else (None, the reason).
+
+    A jar the user named (``jar``, i.e. ``--meteor-jar``, or ``$IVL3_METEOR_JAR``) that is not a file is
+    an error, not a reason to fall back silently to another jar.
+    """
+    from ..shared.errors import InputError
+
+    for given, where in ((jar, "--meteor-jar"), (METEOR_JAR.get(), METEOR_JAR.name)):
+        if given and not Path(given).is_file():
+            raise InputError(f"METEOR jar {given} ({where}): no such file")
     java = shutil.which("java")
     if not java:
         return None, "no `java` on PATH (METEOR 1.5 is a Java program)"
-    candidates = [jar, os.environ.get(JAR_ENV)]
+    candidates = [jar, METEOR_JAR.get()]
     try:
         import importlib.util
 

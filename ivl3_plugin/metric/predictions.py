@@ -17,10 +17,14 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Iterable, List, Optional, Union
 
+from ..shared.errors import InputError, id_text, type_name
+from ..shared.atomic import write_text_atomic
+from ..shared.jsonl import JsonlError, decode_utf8, iter_jsonl
+
 PathLike = Union[str, os.PathLike]
 
 
-class PredictionsError(ValueError):
+class PredictionsError(InputError):
     """A predictions file that cannot be read; the message names file, row and field."""
 
 
@@ -41,7 +45,7 @@ def _strings(value, where: str) -> List[str]:
         return [value]
     if isinstance(value, list) and all(isinstance(v, str) for v in value):
         return list(value)
-    raise PredictionsError(f"{where}: expected a string or a list of strings, got {type(value).__name__}")
+    raise PredictionsError(f"{where}: expected a string or a list of strings, got {type_name(value)}")
 
 
 def frames_of(row: dict) -> List[str]:
@@ -73,7 +77,7 @@ def reference_from_messages(messages) -> Optional[str]:
 
 def parse_row(row: dict, where: str, index: int) -> Prediction:
     if not isinstance(row, dict):
-        raise PredictionsError(f"{where}: expected a JSON object, got {type(row).__name__}")
+        raise PredictionsError(f"{where}: expected a JSON object, got {type_name(row)}")
     if "prediction" in row:
         pred = row["prediction"]
     elif "response" in row:
@@ -83,7 +87,7 @@ def parse_row(row: dict, where: str, index: int) -> Prediction:
     if pred is None:
         pred = ""
     if not isinstance(pred, str):
-        raise PredictionsError(f"{where}, field 'prediction': expected a string, got {type(pred).__name__}")
+        raise PredictionsError(f"{where}, field 'prediction': expected a string, got {type_name(pred)}")
     for key in ("reference", "references", "ground_truth", "labels", "summary"):
         if row.get(key) is not None:
             refs = _strings(row[key], f"{where}, field {key!r}")
@@ -96,34 +100,41 @@ def parse_row(row: dict, where: str, index: int) -> Prediction:
         refs = [ref]
     if not refs:
         raise PredictionsError(f"{where}: the reference list is empty")
-    item_id = row.get("id", index)
-    return Prediction(str(item_id), refs, pred, frames_of(row))
+    item_id, problem = id_text(row.get("id"))
+    if problem:
+        raise PredictionsError(f"{where}, field 'id': {problem}")
+    return Prediction(item_id if item_id is not None else str(index), refs, pred, frames_of(row))
 
 
 def load_predictions(path: PathLike) -> List[Prediction]:
     """Read any supported predictions file (JSONL or a JSON list)."""
     path = Path(path)
     if not path.is_file():
-        raise PredictionsError(f"{path}: no such predictions file")
-    text = path.read_text(encoding="utf-8")
-    stripped = text.lstrip()
+        raise PredictionsError(f"{path}: no such predictions file" if not path.exists() else
+                               f"{path}: not a file (a predictions file is JSONL or a JSON list)")
+    with open(path, "rb") as f:
+        is_list = f.read(4096).lstrip().startswith(b"[")
     rows = []
-    if stripped.startswith("["):
+    if is_list:
         try:
-            data = json.loads(text)
+            data = json.loads(decode_utf8(path, path.read_bytes()))
+        except JsonlError as exc:
+            raise PredictionsError(str(exc)) from None
         except json.JSONDecodeError as exc:
-            raise PredictionsError(f"{path}: not valid JSON ({exc})") from None
+            raise PredictionsError(f"{path}:{exc.lineno}: not valid JSON ({exc.msg})") from None
         rows = [(f"{path}, item {i}", r) for i, r in enumerate(data)]
     else:
-        for n, line in enumerate(text.splitlines(), 1):
-            if not line.strip():
-                continue
-            try:
-                rows.append((f"{path}:{n}", json.loads(line)))
-            except json.JSONDecodeError as exc:
-                raise PredictionsError(f"{path}:{n}: not valid JSON ({exc.msg})") from None
+        try:
+            for item in iter_jsonl(path):
+                if item.error:
+                    hint = ("; a predictions file is JSONL (one object per line) or a JSON list"
+                            if not rows and item.value is None and item.line == 1 else "")
+                    raise PredictionsError(f"{path}:{item.line}: not valid JSON ({item.error}){hint}")
+                rows.append((f"{path}:{item.line}", item.value))
+        except JsonlError as exc:
+            raise PredictionsError(str(exc)) from None
     if not rows:
-        raise PredictionsError(f"{path}: no predictions in the file")
+        raise PredictionsError(f"{path}: no rows (no predictions in the file)")
     preds = [parse_row(r, where, i) for i, (where, r) in enumerate(rows)]
     seen = {}
     for p, (where, _) in zip(preds, rows):
@@ -134,12 +145,8 @@ def load_predictions(path: PathLike) -> List[Prediction]:
 
 
 def write_predictions(preds: Iterable[Prediction], path: PathLike) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", encoding="utf-8") as f:
-        for p in preds:
-            f.write(json.dumps(p.to_json(), ensure_ascii=False) + "\n")
-    return path
+    """Our JSONL, written atomically (temporary file, then rename)."""
+    return write_text_atomic(path, "".join(json.dumps(p.to_json(), ensure_ascii=False) + "\n" for p in preds))
 
 
 def as_dicts(preds: Iterable[Prediction]) -> List[dict]:

@@ -16,6 +16,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import List, Optional, Sequence, Union
 
+from ..shared.atomic import check_writable_file, write_text_atomic
+from . import METRIC_NAME
+from .compare import compare
 from .evaluation import LABELS, evaluate_predictions, ordered_keys
 from .predictions import Prediction
 from .scoring import PER_ITEM_KEYS, ScoreOptions
@@ -50,10 +53,10 @@ def key_frames(frames: List[str], k: int) -> List[str]:
     return [frames[round(i * (len(frames) - 1) / (k - 1))] for i in range(k)] if k > 1 else frames[:1]
 
 
-def _scored(source: Source, options: Optional[ScoreOptions]) -> dict:
+def _scored(source: Source, options: Optional[ScoreOptions], metric: str) -> dict:
     if isinstance(source, dict) and "items" in source and "corpus" in source:
         return source
-    return evaluate_predictions(source, options)
+    return evaluate_predictions(source, options, metric=metric)
 
 
 def _fmt(v: Optional[float]) -> str:
@@ -78,28 +81,38 @@ def _highlight(prediction: str, references: List[str]) -> str:
     return " ".join(out) or '<span class="miss">(empty)</span>'
 
 
-def _cards(corpus: dict, base: Optional[dict]) -> str:
+def _cards(corpus: dict, cmp: Optional[dict]) -> str:
+    """Corpus cards; with a comparison the change is ours minus the baseline *on the common ids*."""
     cards = []
-    for k in HEADLINE_CARDS:
+    base = cmp["corpus"] if cmp else None
+    ours_c = cmp["predictions_corpus"] if cmp else corpus
+    partial = bool(cmp) and not cmp["same_ids"]
+    headline = [k for k in HEADLINE_CARDS if k in corpus] or ordered_keys(corpus)[:4]  # a plugin metric's own keys
+    for k in headline:
         if k in corpus:
-            d = _delta(corpus[k], base.get(k)) if base else ""
-            was = f'<div class="was">baseline {base[k]:.1f}</div>' if base and k in base else ""
-            cards.append(f'<div class="card" data-metric="{k}"><div class="name">{LABELS[k]}</div>'
-                         f'<div class="value">{corpus[k]:.1f}{d}</div>{was}</div>')
-    rest = [k for k in ordered_keys(corpus) if k not in HEADLINE_CARDS]
+            d = _delta(ours_c.get(k), base.get(k)) if base else ""
+            was = ""
+            if base and k in base:
+                was = (f'<div class="was">baseline {base[k]:.1f} on the {cmp["common"]} common samples '
+                       f'(ours there {ours_c[k]:.1f})</div>' if partial else
+                       f'<div class="was">baseline {base[k]:.1f}</div>')
+            cards.append(f'<div class="card" data-metric="{html.escape(k)}"><div class="name">'
+                         f'{html.escape(LABELS.get(k, k))}</div><div class="value">{corpus[k]:.1f}{d}</div>{was}</div>')
+    rest = [k for k in ordered_keys(corpus) if k not in headline]
     head = "".join(f"<th>{html.escape(LABELS.get(k, k))}</th>" for k in rest)
-    row = "".join(f'<td data-metric="{k}">{corpus[k]:.1f}{_delta(corpus[k], base.get(k)) if base else ""}</td>'
+    row = "".join(f'<td data-metric="{k}">{corpus[k]:.1f}{_delta(ours_c.get(k), base.get(k)) if base else ""}</td>'
                   for k in rest)
     return f'<div class="cards" id="corpus">{"".join(cards)}</div><table class="more"><tr>{head}</tr><tr>{row}</tr></table>'
 
 
-def _item_html(idx: int, item: dict, base_item: Optional[dict], max_frames: int) -> str:
+def _item_html(idx: int, item: dict, base_item: Optional[dict], max_frames: int,
+               pair: Optional[dict] = None) -> str:
+    """One sample's card; ``pair`` holds both sides' scores on the common ids (the deltas)."""
     chips = []
-    for k in PER_ITEM_KEYS:
-        if k in item["scores"]:
-            b = base_item["scores"].get(k) if base_item else None
-            chips.append(f'<span class="chip" data-metric="{k}">{LABELS[k]} {_fmt(item["scores"][k])}'
-                         f'{_delta(item["scores"][k], b)}</span>')
+    for k in item_keys(item["scores"]):
+        d = _delta(pair["predictions"].get(k), pair["baseline"].get(k)) if pair else ""
+        chips.append(f'<span class="chip" data-metric="{html.escape(k)}">{html.escape(LABELS.get(k, k))} '
+                     f'{_fmt(item["scores"][k])}{d}</span>')
     frames = []
     for f in key_frames(item.get("frames") or [], max_frames):
         uri = thumbnail(f)
@@ -117,43 +130,67 @@ def _item_html(idx: int, item: dict, base_item: Optional[dict], max_frames: int)
             f'<div class="frames">{"".join(frames)}</div><div class="texts">{"".join(rows)}</div></article>')
 
 
+def item_keys(scores: dict) -> List[str]:
+    """The per-sample scores shown: the headline ones of our metric, or every key of a plugin's."""
+    return [k for k in PER_ITEM_KEYS if k in scores] or ordered_keys(scores)
+
+
+def script_json(value) -> str:
+    """JSON safe to embed in an HTML ``<script>`` element: ``<``, ``>``, ``&`` (and U+2028/2029) escaped as
+    ``\\uXXXX``, so no text in an id or a prediction (``</script>``, ``<!--<script>``) ends or changes
+    the element; ``JSON.parse`` reads the same value back."""
+    text = json.dumps(value, ensure_ascii=False)
+    for ch, esc in (("<", "\\u003c"), (">", "\\u003e"), ("&", "\\u0026"), ("\u2028", "\\u2028"),
+                    ("\u2029", "\\u2029")):
+        text = text.replace(ch, esc)
+    return text
+
+
 def render_report(result: dict, baseline: Optional[dict] = None, title: str = "ivl3 summary report",
-                  max_frames: int = 6) -> str:
+                  max_frames: int = 6, comparison: Optional[dict] = None) -> str:
+    """The page; ``baseline`` is matched by id (:func:`~.compare.compare`, computed here unless given)."""
+    if baseline is not None and comparison is None:
+        comparison = compare(result, baseline)
     base_by_id = {it["id"]: it for it in baseline["items"]} if baseline else {}
+    pairs = comparison["items"] if comparison else {}
     items = result["items"]
-    primary = PRIMARY if items and PRIMARY in items[0]["scores"] else "rougeL"
+    first = items[0]["scores"] if items else {}
+    primary = next((k for k in (PRIMARY, "rougeL") if k in first), next(iter(item_keys(first)), PRIMARY))
     data = {"primary": primary, "items": []}
     for it in items:
-        b = base_by_id.get(it["id"])
+        p = pairs.get(it["id"])
         data["items"].append({"id": it["id"], "scores": it["scores"],
-                              "delta": (it["scores"][primary] - b["scores"][primary]) if b else None})
+                              "delta": (p["predictions"][primary] - p["baseline"][primary]) if p else None})
     # worst first by the primary metric even before the script runs
     order = sorted(range(len(items)), key=lambda i: (items[i]["scores"].get(primary, 0.0), i))
-    sort_keys = [k for k in PER_ITEM_KEYS if items and k in items[0]["scores"]] + (["delta"] if baseline else [])
-    buttons = "".join(f'<button data-sort="{k}">{"Δ " + LABELS[primary] if k == "delta" else LABELS[k]}'
+    sort_keys = item_keys(first) + (["delta"] if baseline else [])
+    label = {k: html.escape(LABELS.get(k, k)) for k in sort_keys}
+    buttons = "".join(f'<button data-sort="{html.escape(k)}">{"Δ " + label[primary] if k == "delta" else label[k]}'
                       f' <span class="dir"></span></button>' for k in sort_keys)
     sub = [f"{result['num_items']} samples", f"scores ×100, tokenize={result['options']['tokenize']}"]
     if result.get("source"):
         sub.insert(0, html.escape(str(result["source"])))
     if baseline:
         sub.append(f"baseline: {html.escape(str(baseline.get('source') or 'given'))} "
-                   f"({len(base_by_id)} samples, {sum(1 for it in items if it['id'] in base_by_id)} matched)")
+                   f"({len(base_by_id)} samples, {comparison['common']} matched by id)")
     sub.append(datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"))
-    notes = "".join(f"<div>{html.escape(n)}</div>" for n in result.get("notes", []))
-    payload = json.dumps(data).replace("</", "<\\/")
-    body = "".join(_item_html(i, items[i], base_by_id.get(items[i]["id"]), max_frames) for i in order)
+    warnings = comparison["warnings"] if comparison else []
+    notes = "".join(f'<div class="warning">warning: {html.escape(n)}</div>' for n in warnings)
+    notes += "".join(f"<div>{html.escape(n)}</div>" for n in result.get("notes", []))
+    body = "".join(_item_html(i, items[i], base_by_id.get(items[i]["id"]), max_frames, pairs.get(items[i]["id"]))
+                   for i in order)
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
 <title>{html.escape(title)}</title><style>{(ASSETS / "report.css").read_text()}</style></head>
 <body data-sort-key="{primary}" data-sort-dir="asc">
 <header><h1>{html.escape(title)}</h1><div class="sub">{" · ".join(sub)}</div></header>
-{_cards(result["corpus"], baseline["corpus"] if baseline else None)}
+{_cards(result["corpus"], comparison)}
 <div class="notes">{notes}</div>
 <div class="controls"><span class="sub">sort:</span>{buttons}
 <input id="filter" type="search" placeholder="filter by id or text">
 <span class="sub legend"><span class="hit">word in a reference</span> <span class="miss">word in none</span></span></div>
 <main id="items">{body}</main>
-<script type="application/json" id="ivl3-data">{payload}</script>
+<script type="application/json" id="ivl3-data">{script_json(data)}</script>
 <script>{(ASSETS / "report.js").read_text()}</script>
 </body></html>
 """
@@ -161,12 +198,13 @@ def render_report(result: dict, baseline: Optional[dict] = None, title: str = "i
 
 def write_report(predictions: Source, out_html: Union[str, Path], baseline: Optional[Source] = None,
                  options: Optional[ScoreOptions] = None, title: str = "ivl3 summary report",
-                 max_frames: int = 6) -> Path:
-    """Score ``predictions`` (a file, a list of :class:`Prediction`, or ``evaluate_predictions`` output)
-    and write the HTML page; ``baseline`` adds a before/after comparison matched by id."""
-    result = _scored(predictions, options)
-    base = _scored(baseline, options) if baseline is not None else None
-    out = Path(out_html)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(render_report(result, base, title, max_frames), encoding="utf-8")
-    return out
+                 max_frames: int = 6, metric: str = METRIC_NAME, comparison: Optional[dict] = None) -> Path:
+    """Score ``predictions`` (a file, a list of :class:`Prediction`, or ``evaluate_predictions`` output) with the
+    registered metric ``metric`` and write the HTML page; ``baseline`` adds a before/after comparison matched by id
+    (no common id: :class:`MetricError`; different id sets: both scored on the common ids, with a warning)."""
+    check_writable_file(out_html, "report")
+    result = _scored(predictions, options, metric)
+    base = _scored(baseline, options, metric) if baseline is not None else None
+    if base is not None and comparison is None:
+        comparison = compare(result, base, options, metric)
+    return write_text_atomic(out_html, render_report(result, base, title, max_frames, comparison))

@@ -39,6 +39,8 @@ _OPTION_NAMES = tuple(f.name for f in dataclasses.fields(ScoreOptions))
 class SummaryMetric(evaluate.Metric):
     """Summarisation metric; ``compute()`` returns plain floats (see ``_KWARGS``)."""
 
+    takes_score_options = True  # ivl3 eval/report pass ScoreOptions as compute() keywords, read last_scores
+
     def __init__(self, *args, **kwargs):
         self.default_options = {k: kwargs.pop(k) for k in list(kwargs) if k in _OPTION_NAMES}
         ScoreOptions(**self.default_options).resolved_tokenize()  # a bad option fails here, not at compute

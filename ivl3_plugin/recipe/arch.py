@@ -11,9 +11,10 @@ import json
 import os
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Dict, Union
+from typing import Dict, Optional, Union
 
-TILE_TOKENS = 256  # 448x448 tile, patch 14, pixel-shuffle 0.5
+from ..shared.layout import PATCH_SIZE, TILE_SIZE, TILE_TOKENS
+
 
 
 @dataclass(frozen=True)
@@ -22,8 +23,8 @@ class VisionArch:
     hidden: int
     heads: int
     ffn: int
-    image: int = 448
-    patch: int = 14
+    image: int = TILE_SIZE
+    patch: int = PATCH_SIZE
     qk_norm: bool = False  # InternViT-6B normalises q and k
     rms_norm: bool = False  # InternViT-6B uses RMSNorm (weight only)
 
@@ -162,7 +163,7 @@ def arch_from_config(config: Union[dict, os.PathLike, str], name: str = "") -> M
         vision = VisionArch(
             layers=int(vc["num_hidden_layers"]), hidden=int(vc["hidden_size"]),
             heads=int(vc["num_attention_heads"]), ffn=int(vc["intermediate_size"]),
-            image=_int(_first(vc, "image_size", default=config.get("force_image_size", 448))),
+            image=_int(_first(vc, "image_size", default=config.get("force_image_size", TILE_SIZE))),
             patch=_int(_first(vc, "patch_size", default=14)),
             qk_norm=bool(_first(vc, "use_qk_norm", "qk_normalization", default=False)),
             rms_norm=str(_first(vc, "norm_type", default="layer_norm")).startswith("rms"),
@@ -191,6 +192,24 @@ def resolve_arch(model: str) -> ModelArch:
     if key in ARCHS:
         return ARCHS[key]
     raise ValueError(f"model {model!r}: not a model directory and not a known size ({', '.join(ARCHS)})")
+
+
+def matching_size(arch: ModelArch) -> Optional[str]:
+    """The released size ("8B") with exactly this architecture (vision and text shapes), else None."""
+    def shape(a: ModelArch):
+        t, v = a.text, a.vision
+        return (t.layers, t.hidden, t.heads, t.kv_heads, t.dim, t.ffn, t.vocab, t.tie_embeddings,
+                v.layers, v.hidden, v.heads, v.ffn, v.image, v.patch, a.downsample)
+
+    return next((size for size, known in ARCHS.items() if shape(known) == shape(arch)), None)
+
+
+def closest_size(arch: ModelArch) -> str:
+    """The released size nearest in parameter count (log scale)."""
+    import math
+
+    n = arch.total_params()
+    return min(ARCHS, key=lambda s: abs(math.log(ARCHS[s].total_params() / n)))
 
 
 def with_vocab(arch: ModelArch, vocab: int) -> ModelArch:

@@ -24,14 +24,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, List, Optional
 
+from ..shared.layout import DEFAULT_NUM_FRAMES
 from .compile import CALLBACK_NAME as COMPILE_CALLBACK
-from .plan import PlanRequest, make_plan
-from .recipe import Recipe, dump_recipe
+from .config import Recipe, dump_recipe, recipe_name
+from .plan import PlanRequest, default_stages, make_plan
 
 OFFICIAL_URL = ("https://github.com/OpenGVLab/InternVL/blob/main/internvl_chat/shell/internvl3.0/2nd_finetune/"
                 "internvl3_{size}_dynamic_res_2nd_finetune_full.sh")
 GPU_MEMORY_GIB = 80
-FRAMES = 16
+# a real recipe trains the user's data, never the bundled demo by accident: `ivl3 train` refuses this until
+# dataset=… is given (hosts/training.py), and plain `swift sft recipe.yaml` stops on it at once
+DATASET_PLACEHOLDER = "<your converted dataset: dataset=DIR/swift/train.jsonl>"
+FRAMES = DEFAULT_NUM_FRAMES
 MAX_LENGTH = 16384
 
 
@@ -62,10 +66,8 @@ COMPILE_STAGES = (None, "zero1")
 
 
 def _stages(first: int, world: int, tuner: str):
-    if tuner == "lora":
-        return [(0, False), (3, False), (3, True)] if world > 1 else [(0, False), (3, True)]
-    order = [(s, False) for s in (1, 2, 3) if s >= first] + [(2, True), (3, True)]
-    return order if world > 1 else [(0, False)] + order[-2:]
+    """The planner's stage order (cheapest first), starting no lower than the official script's stage."""
+    return [(s, o) for s, o in default_stages(tuner, world) if o or tuner == "lora" or world == 1 or s >= first]
 
 
 # CPU-offload variants: fewer GPUs, paid for in host memory (name, size, tuner, GPUs, stage)
@@ -102,7 +104,7 @@ def build(size: str, tuner: str, gpus: Optional[int] = None, offload_stage: Opti
         "model": f"OpenGVLab/InternVL3-{size}",
         "template": "ivl3_video",
         "custom_register_path": ["ivl3_plugin"],
-        "dataset": ["ivl3-demo"],
+        "dataset": [DATASET_PLACEHOLDER],
         "split_dataset_ratio": 0.0,
         "tuner_type": tuner,
         "freeze_vit": True,
@@ -131,7 +133,6 @@ def build(size: str, tuner: str, gpus: Optional[int] = None, offload_stage: Opti
         "save_strategy": "steps", "save_steps": 200, "save_total_limit": 1, "logging_steps": 1,
         "eval_strategy": "no", "dataloader_num_workers": 4, "strict": True,
         "output_dir": f"output/internvl3-{low}-{tuner}",
-        "ENV": {"IVL3_MAX_TILES_IMAGE": "12"},
     })
     meta = {
         "model_size": size, "tuner": tuner, "gpus_per_node": per_node, "nodes": nodes,
@@ -164,10 +165,6 @@ def header(recipe: Recipe) -> str:
     return "\n".join(lines)
 
 
-def recipe_name(size: str, tuner: str) -> str:
-    return f"internvl3-{size.lower()}-{tuner}"
-
-
 TINY_CPU = Recipe(None, {
     "model": "ivl3-tiny",
     "template": "ivl3_video",
@@ -176,21 +173,33 @@ TINY_CPU = Recipe(None, {
     "split_dataset_ratio": 0.0,
     "tuner_type": "full",
     "torch_dtype": "float32",
-    "per_device_train_batch_size": 2,
+    "per_device_train_batch_size": 4,
     "gradient_accumulation_steps": 1,
     "learning_rate": 3.0e-3,
     "lr_scheduler_type": "constant",
     "warmup_ratio": 0.0,
     "max_steps": 150,
     "gradient_checkpointing": False,
-    "save_strategy": "steps", "save_steps": 150, "save_total_limit": 1, "logging_steps": 1,
+    "save_strategy": "steps", "save_steps": 150, "save_total_limit": 1, "save_only_model": True, "logging_steps": 1,
     "eval_strategy": "no", "dataloader_num_workers": 0, "report_to": "none", "seed": 0, "strict": True,
     "output_dir": "output/tiny-cpu",
-}, {"model_size": "tiny", "tuner": "full", "gpus_per_node": 1, "nodes": 1, "cpu": True, "global_batch": 2,
+}, {"model_size": "tiny", "tuner": "full", "gpus_per_node": 1, "nodes": 1, "cpu": True, "global_batch": 4, "frames": 4,
     "description": "the tiny offline InternVL3 on CPU (tests and the demo); model 'ivl3-tiny' is built on first use"})
 TINY_HEADER = ("Tiny InternVL3 on CPU: the same pipeline as the real recipes, in seconds per step.\n"
                "Run: ivl3 train tiny-cpu max_steps=6   ('ivl3-tiny' is resolved to $IVL3_HOME/tiny-internvl3,\n"
                "built on first use; with plain swift pass --model <dir of `ivl3 tiny-model`>).")
+
+
+TINY_CPU_LORA = Recipe(None, {
+    **{k: v for k, v in TINY_CPU.args.items() if k not in ("tuner_type", "output_dir", "max_steps", "save_steps",
+                                                         "learning_rate")},
+    "tuner_type": "lora", "lora_rank": 8, "lora_alpha": 32, "target_modules": ["all-linear"],
+    "learning_rate": 1.0e-3, "max_steps": 20, "save_steps": 20, "output_dir": "output/tiny-cpu-lora",
+}, {**TINY_CPU.meta, "tuner": "lora",
+    "description": "the tiny offline InternVL3 on CPU, LoRA: the LoRA path of a real recipe in seconds (tests)"})
+TINY_LORA_HEADER = ("Tiny InternVL3 on CPU, LoRA r8: the LoRA path of the real recipes (adapters, then `ivl3 predict`\n"
+                    "and `ivl3 export`), in seconds per step.\n"
+                    "Run: ivl3 train tiny-cpu-lora   ('ivl3-tiny' is built on first use; model=DIR trains your folder).")
 
 
 def all_recipes() -> Dict[str, Recipe]:
@@ -198,11 +207,13 @@ def all_recipes() -> Dict[str, Recipe]:
     for name, size, tuner, gpus, stage in OFFLOAD:
         out[name] = build(size, tuner, gpus, stage)
     out["tiny-cpu"] = TINY_CPU
+    out["tiny-cpu-lora"] = TINY_CPU_LORA
     return out
 
 
 def render(name: str, recipe: Recipe) -> str:
-    return dump_recipe(recipe, TINY_HEADER if name == "tiny-cpu" else header(recipe))
+    headers = {"tiny-cpu": TINY_HEADER, "tiny-cpu-lora": TINY_LORA_HEADER}
+    return dump_recipe(recipe, headers[name] if name in headers else header(recipe))
 
 
 def write_all(folder: Path) -> List[Path]:

@@ -13,7 +13,12 @@ Host-independent (only torch and the model); ``hosts/swift.py`` exposes it to ms
 """
 from __future__ import annotations
 
-CALLBACK_NAME = "ivl3_compile"  # the name recipes and ``--callbacks`` use; hosts/swift_compile.py registers it
+CALLBACK_NAME = "ivl3_compile"  # the name recipes and ``--callbacks`` use; hosts/swift/install.py registers it
+# partial gradient checkpointing: only the LLM's first k layers recompute their forward in backward
+RECOMPUTE_CALLBACK = "ivl3_recompute"
+RECOMPUTE_FIELDS = {"layers": "how many of the LLM's layers, counted from the first, stay checkpointed"}
+ATTENTION_CHOICES = ("default", "cudnn", "flash", "efficient")
+COMPILE_FIELDS = {"attention": "which SDPA backend to try first: " + ", ".join(ATTENTION_CHOICES)}
 
 # one compiled code object serves every layer; variants (ViT/LLM class, grad mode of a reentrant
 # checkpoint's forward vs its recompute, static then dynamic shapes) each take a cache entry
@@ -59,3 +64,57 @@ def compile_layers(model, *, dynamic: bool = True, mode: str | None = None) -> l
             layer.compile(dynamic=dynamic, mode=mode)
         done.append(f"{name}: {len(layers)} x {type(layers[0]).__name__}")
     return done
+
+
+def llm_layers(model):
+    """The language model's stack of decoder layers: the repeated stack under ``language_model`` (InternVL3),
+    else the longest repeated stack whose layers take gradient checkpointing."""
+    stacks = repeated_layers(model)
+    for name, layers in stacks:
+        if "language_model" in name.split("."):
+            return name, layers
+    ckpt = [(n, l) for n, l in stacks if hasattr(l[0], "gradient_checkpointing")]
+    if not ckpt:
+        raise ValueError(f"ivl3 recompute: no stack of decoder layers found in {type(model).__name__}")
+    return max(ckpt, key=lambda item: len(item[1]))
+
+
+def checkpoint_first(model, layers: int) -> str:
+    """Keep gradient checkpointing on the LLM's first ``layers`` layers only; the others store their activations.
+
+    Checkpointing the first layers (not the last) keeps the peak lowest: backward runs the unchecked later
+    layers first and frees their activations before any checkpointed layer is recomputed.  Needs
+    checkpointing already enabled (transformers' ``GradientCheckpointingLayer`` flag, or ms-swift's
+    dynamic wrapper: both read ``layer.gradient_checkpointing`` at every call).  Returns a line for the log."""
+    name, stack = llm_layers(model)
+    if isinstance(layers, bool) or not isinstance(layers, int) or layers < 0:
+        raise ValueError(f"{RECOMPUTE_CALLBACK}: 'layers' must be a whole number >= 0, got {layers!r}")
+    if layers and not all(getattr(layer, "gradient_checkpointing", False) for layer in stack):
+        raise ValueError(f"{RECOMPUTE_CALLBACK}: gradient checkpointing is off in {name}; set "
+                         "gradient_checkpointing true (the callback then keeps it on the first layers only)")
+    keep = min(layers, len(stack))
+    for i, layer in enumerate(stack):
+        if getattr(layer, "gradient_checkpointing", False) and i >= keep:
+            layer.gradient_checkpointing = False
+    return f"{name}: checkpointing on the first {keep} of {len(stack)} layers"
+
+
+def prefer_attention(backend: str) -> str:
+    """Try SDPA backend ``backend`` first from now on (the others stay as fallbacks, in torch's order).
+
+    The compiled layers pick their attention kernel when they are traced, so this must run before the
+    first step.  ``default`` leaves torch's order.  Returns a line for the log."""
+    if backend not in ATTENTION_CHOICES:
+        raise ValueError(f"{CALLBACK_NAME}: 'attention' must be one of {', '.join(ATTENTION_CHOICES)}, got {backend!r}")
+    if backend == "default":
+        return "attention: torch's default SDPA order"
+    import torch
+    from torch.nn.attention import SDPBackend
+
+    first = {"cudnn": SDPBackend.CUDNN_ATTENTION, "flash": SDPBackend.FLASH_ATTENTION,
+             "efficient": SDPBackend.EFFICIENT_ATTENTION}[backend]
+    get, set_ = (getattr(torch._C, "_get_sdp_priority_order", None), getattr(torch._C, "_set_sdp_priority_order", None))
+    if get is None or set_ is None:  # torch before 2.6 has no priority order: leave its own
+        return f"attention: this torch cannot reorder SDPA backends; {backend} not preferred"
+    set_([int(first)] + [b for b in get() if b != int(first)])
+    return f"attention: SDPA tries {backend} first"

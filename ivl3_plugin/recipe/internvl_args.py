@@ -11,7 +11,7 @@ import shlex
 from pathlib import Path
 from typing import Any, Dict, List, Tuple
 
-from .recipe import Recipe, RecipeError
+from .config import Recipe, RecipeError, set_template_args
 
 TRUE = {"true", "1", "yes", "y", "on"}
 FALSE = {"false", "0", "no", "n", "off"}
@@ -94,6 +94,7 @@ def from_internvl_args(argv: List[str], dataset: str = "ivl3-demo") -> Tuple[Rec
                             "freeze_vit": True, "freeze_aligner": False, "freeze_llm": False}
     notes: List[str] = []
     llm_lora = vit_lora = 0
+    max_tiles_image = None
     for flag, value in _pairs(argv):
         if flag in DIRECT:
             key, conv = DIRECT[flag]
@@ -108,7 +109,7 @@ def from_internvl_args(argv: List[str], dataset: str = "ivl3-demo") -> Tuple[Rec
         elif flag == "use_backbone_lora":
             vit_lora = int(value)
         elif flag == "max_dynamic_patch":
-            args.setdefault("ENV", {})["IVL3_MAX_TILES_IMAGE"] = str(int(value))
+            max_tiles_image = int(value)
         elif flag == "deepspeed":
             args["deepspeed"] = _deepspeed(value)
         elif flag == "grad_checkpoint":
@@ -120,6 +121,8 @@ def from_internvl_args(argv: List[str], dataset: str = "ivl3-demo") -> Tuple[Rec
             notes.append(f"--{flag} {value}: not translated; add it as an ms-swift argument if you need it")
     if not args["model"]:
         raise RecipeError("--model_name_or_path is required")
+    if max_tiles_image is not None:  # a run setting of the recipe's template, scoped to it by name
+        set_template_args(args, {"max_tiles_image": max_tiles_image})
     rank = llm_lora or vit_lora
     if rank:
         args.update(tuner_type="lora", lora_rank=rank, lora_alpha=2 * rank)  # InternVL's wrap_*_lora: alpha 2r

@@ -1,25 +1,23 @@
-"""From a recipe to a launch: argv + environment for ``swift sft`` (torchrun through ms-swift), or sbatch.
+"""From a recipe to a launch, the host-free half: topology, batch split, paths, and the ``Launch`` value.
 
-Plain functions returning argv lists and env dicts, so ``--dry-run`` prints
-exactly what would run and tests check it without launching.  ms-swift starts
-torchrun itself when ``NPROC_PER_NODE`` / ``NNODES`` are set
-(``swift/cli/main.py``), so multi-node is only a matter of environment.
+A host adapter (``ivl3_plugin.hosts.<name>``) turns a prepared recipe and a :class:`Topology`
+into a :class:`Launch`: an argv list and the environment it adds, never a shell string, so
+``--dry-run`` prints exactly what runs and tests check it without launching.  What every host
+needs first (the recipe's global batch re-split for the GPUs really used, ``ivl3-tiny`` and
+``~`` resolved, the recipe's ``ENV`` block) is done here once, by :func:`prepare`.
 """
 from __future__ import annotations
 
 import os
 import shlex
-import shutil
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Tuple
 
-from .recipe import Recipe, RecipeError, fit_grad_accum, global_batch, load_recipe, swift_argv
+from .config import Recipe, RecipeError, fit_grad_accum, global_batch, load_recipe
 
 TINY_MODEL = "ivl3-tiny"
 DEFAULT_PORT = 29500
-TORCHRUN_ENV = ("NPROC_PER_NODE", "NNODES", "NODE_RANK", "MASTER_ADDR", "MASTER_PORT")
 
 
 @dataclass
@@ -29,6 +27,16 @@ class Topology:
     node_rank: int = 0
     master_addr: Optional[str] = None
     master_port: int = DEFAULT_PORT
+
+    def __post_init__(self):
+        if self.nodes < 1 or self.gpus_per_node < 1:
+            raise RecipeError(f"--gpus and --nodes must be at least 1 (got --gpus {self.gpus_per_node}, "
+                              f"--nodes {self.nodes})")
+        if self.nodes > 1 and not self.master_addr:
+            raise RecipeError(f"{self.nodes} nodes need --master-addr (the rank-0 node's address) and --node-rank "
+                              "on each node, or --slurm")
+        if not 0 <= self.node_rank < self.nodes:
+            raise RecipeError(f"--node-rank {self.node_rank} is outside 0..{self.nodes - 1}")
 
     @property
     def world(self) -> int:
@@ -69,37 +77,14 @@ def list_recipes(folders: Dict[str, Path]) -> Dict[str, Path]:
     return out
 
 
-def swift_command() -> List[str]:
-    """``swift`` next to this Python if installed, else ``python -m swift.cli.main`` (same thing)."""
-    exe = shutil.which("swift", path=str(Path(sys.executable).parent))
-    return [exe] if exe else [sys.executable, "-m", "swift.cli.main"]
+def load(name_or_path: str, folders: Dict[str, Path]) -> Recipe:
+    return load_recipe(find_recipe(name_or_path, folders))
 
 
-def topology_env(topo: Topology) -> Dict[str, str]:
-    """torchrun's environment as ms-swift reads it; nothing for one process on one node."""
-    if topo.nodes < 1 or topo.gpus_per_node < 1:
-        raise RecipeError("--gpus and --nodes must be at least 1")
-    if topo.nodes == 1 and topo.gpus_per_node == 1:
-        return {}
-    env = {"NPROC_PER_NODE": str(topo.gpus_per_node)}
-    if topo.nodes > 1:
-        if not topo.master_addr:
-            raise RecipeError(f"{topo.nodes} nodes need --master-addr (the rank-0 node's address) and --node-rank "
-                              "on each node, or --slurm")
-        if not 0 <= topo.node_rank < topo.nodes:
-            raise RecipeError(f"--node-rank {topo.node_rank} is outside 0..{topo.nodes - 1}")
-        env.update(NNODES=str(topo.nodes), NODE_RANK=str(topo.node_rank), MASTER_ADDR=topo.master_addr,
-                   MASTER_PORT=str(topo.master_port))
-    elif topo.master_port != DEFAULT_PORT:
-        env["MASTER_PORT"] = str(topo.master_port)
-    return env
-
-
-def resolve_batch(recipe: Recipe, overrides: Dict, world: int) -> List[str]:
+def resolve_batch(recipe: Recipe, user_split: bool, world: int) -> List[str]:
     """Keep the recipe's global batch on ``world`` GPUs unless the user set the split; returns notes."""
     notes: List[str] = []
     a = recipe.args
-    user_split = "gradient_accumulation_steps" in overrides
     if not user_split:
         accum, note = fit_grad_accum(recipe, world)
         a["gradient_accumulation_steps"] = accum
@@ -114,77 +99,57 @@ def resolve_batch(recipe: Recipe, overrides: Dict, world: int) -> List[str]:
     return notes
 
 
+PATH_KEYS = ("model", "output_dir", "adapters", "resume_from_checkpoint")  # folders: made absolute
+DATA_KEYS = ("dataset", "val_dataset")  # lists whose entries may be files (made absolute) or dataset names
+
+
+def _absolute(value: str, always: bool) -> str:
+    path = Path(os.path.expandvars(os.path.expanduser(value)))
+    return str(path.resolve()) if always or path.exists() else value
+
+
 def resolve_paths(recipe: Recipe, build_tiny: bool) -> None:
+    """``ivl3-tiny`` -> the built tiny model; paths expanded and made absolute, so the run's ``args.json``
+    names them from anywhere (``ivl3 predict`` from another folder, ``swift infer`` later); a DeepSpeed
+    file next to the recipe."""
     a = recipe.args
     if a.get("model") == TINY_MODEL:
-        from ..tiny import default_tiny_model_dir
+        from ..tiny import default_tiny_model_dir, ensure_tiny_model
 
-        target = default_tiny_model_dir()
-        if build_tiny:
-            from ..tiny import build_tiny_model
-            from ..tiny.model import demo_text
-
-            target = build_tiny_model(target, extra_text=demo_text())
-        a["model"] = str(target)
-    for key in ("model", "output_dir"):
-        if isinstance(a.get(key), str) and ("~" in a[key] or "$" in a[key]):
-            a[key] = os.path.expandvars(os.path.expanduser(a[key]))
+        a["model"] = str(ensure_tiny_model() if build_tiny else default_tiny_model_dir())
+    for key in PATH_KEYS:
+        if isinstance(a.get(key), str):
+            a[key] = _absolute(a[key], always=key == "output_dir")
+        elif isinstance(a.get(key), list):
+            a[key] = [_absolute(v, False) if isinstance(v, str) else v for v in a[key]]
+    for key in DATA_KEYS:
+        value = a.get(key)
+        if isinstance(value, (str, list)):
+            entries = [value] if isinstance(value, str) else value
+            a[key] = [_absolute(v, False) if isinstance(v, str) else v for v in entries]
     ds = recipe.args.get("deepspeed")
     if ds and recipe.path is not None and str(ds).endswith(".json") and not Path(str(ds)).is_absolute():
         a["deepspeed"] = str((recipe.path.parent / str(ds)).resolve())
 
 
 def recipe_env(recipe: Recipe) -> Dict[str, str]:
-    """The recipe's ENV block plus the offline / plugin settings every launch wants."""
+    """The recipe's ENV block (as ms-swift applies it) plus CPU-only for a ``cpu`` recipe."""
     env = {k: str(v) for k, v in (recipe.args.get("ENV") or {}).items()}
     if recipe.meta.get("cpu"):
         env.setdefault("CUDA_VISIBLE_DEVICES", "")
     return env
 
 
-def swift_launch(recipe: Recipe, overrides: Dict, topo: Topology, build_tiny: bool = True) -> Launch:
-    """argv + env for ``swift sft`` of ``recipe`` (with ``overrides`` already applied) on ``topo``."""
+def prepare(recipe: Recipe, topology: Topology, user_split: bool = False,
+            build_tiny: bool = True) -> Tuple[Recipe, List[str]]:
+    """A copy of ``recipe`` ready for any host on ``topology``, and notes for the user.
+
+    A CPU recipe on several processes (``--gpus N`` = processes per node, ``--nodes``) trains with
+    torch's gloo backend: the multi-node path, provable on one machine without a GPU."""
     recipe = recipe.copy()
-    notes = resolve_batch(recipe, overrides, topo.world)
+    notes = resolve_batch(recipe, user_split, topology.world)
+    if topology.world > 1 and recipe.meta.get("cpu"):
+        notes.append(f"CPU recipe on {topology.world} processes ({topology.gpus_per_node} per node x "
+                     f"{topology.nodes} node(s)): distributed over gloo")
     resolve_paths(recipe, build_tiny)
-    if topo.world > 1 and recipe.meta.get("cpu"):
-        raise RecipeError(f"{recipe.where}: a CPU recipe runs as one process; drop --gpus/--nodes")
-    argv = swift_command() + ["sft"] + swift_argv(recipe.args)
-    if "--check_model" not in argv:
-        argv += ["--check_model", "false"]  # no hub round-trips for a model we already have
-    env = {**recipe_env(recipe), **topology_env(topo)}
-    return Launch(argv, env, notes, recipe)
-
-
-SBATCH = """#!/bin/bash
-# Written by `ivl3 train {name} --slurm`; submit with: sbatch {script}
-#SBATCH --job-name=ivl3-{name}
-#SBATCH --nodes={nodes}
-#SBATCH --ntasks-per-node=1
-#SBATCH --gpus-per-node={gpus}
-#SBATCH --cpus-per-task={cpus}
-#SBATCH --output={log}
-{extra}set -euo pipefail
-export MASTER_ADDR="$(scontrol show hostnames "$SLURM_JOB_NODELIST" | head -n 1)"
-export MASTER_PORT={port}
-export NNODES="$SLURM_NNODES"
-export NPROC_PER_NODE={gpus}
-{exports}
-# one task per node; each node's torchrun (started by swift) gets its rank from SLURM_NODEID
-srun --kill-on-bad-exit=1 bash -c 'export NODE_RANK="$SLURM_NODEID"; exec "$@"' ivl3-node {command}
-"""
-
-
-def sbatch_script(launch: Launch, topo: Topology, name: str, script: Path, cpus_per_task: int = 16,
-                  sbatch_args: Optional[List[str]] = None) -> str:
-    """An sbatch script for ``launch`` over ``topo.nodes`` nodes (every argument quoted)."""
-    out = (launch.recipe.args.get("output_dir") if launch.recipe else None) or "."
-    exports = "\n".join(f"export {k}={shlex.quote(v)}" for k, v in launch.env.items() if k not in TORCHRUN_ENV)
-    extra = "".join(f"#SBATCH {a}\n" for a in (sbatch_args or []))
-    return SBATCH.format(name=name, script=script, nodes=topo.nodes, gpus=topo.gpus_per_node, cpus=cpus_per_task,
-                         log=Path(out) / "slurm-%j.out", extra=extra, port=topo.master_port, exports=exports,
-                         command=" ".join(shlex.quote(a) for a in launch.argv))
-
-
-def load(name_or_path: str, folders: Dict[str, Path]) -> Recipe:
-    return load_recipe(find_recipe(name_or_path, folders))
+    return recipe, notes

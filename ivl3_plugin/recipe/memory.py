@@ -14,9 +14,10 @@ measures the same setups on GPUs and prints the ratio to these figures.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Dict
+from typing import Dict, Optional
 
-from .arch import TILE_TOKENS, ModelArch
+from ..shared.layout import TILE_TOKENS
+from .arch import ModelArch
 
 GIB = 1024 ** 3
 BF16 = 2
@@ -24,7 +25,8 @@ FP32 = 4
 ZERO_STAGES = (0, 1, 2, 3)
 DS_REDUCE_BUCKET = 2e8  # elements: ms-swift's zero1/zero2.json reduce_bucket_size
 DS_SUB_GROUP = 1e9  # elements: ms-swift's zero3.json sub_group_size
-DS_Z3_REUSE = 1e9  # elements: ms-swift's zero3.json stage3_max_reuse_distance / stage3_max_live_parameters
+DS_Z3_REUSE = 1e9
+DS_FIXED = 0.4 * 1024 ** 3  # bytes DeepSpeed's engine holds besides the modelled terms (measured 0.2-0.6 GiB)  # elements: ms-swift's zero3.json stage3_max_reuse_distance / stage3_max_live_parameters
 
 
 @dataclass(frozen=True)
@@ -42,6 +44,9 @@ class TrainSetup:
     label_tokens: int = 128  # answer tokens: the only ones with logits
     max_length: int = 0  # 0: no cap
     grad_checkpointing: bool = True
+    checkpoint_layers: Optional[int] = None  # LLM layers checkpointed (the first k); None: all, or 0 without
+    compiled: bool = False  # ivl3_compile: Inductor saves norms' inputs in bf16 and regenerates dropout masks
+    autocast: bool = True  # ms-swift trains under bf16 autocast (a plain bf16 loop without it: False)
     lora_rank: int = 16
     lora_dropout: float = 0.05
     train_projector: bool = None  # default: True for full (official freeze_mlp False), False for LoRA
@@ -59,6 +64,14 @@ class TrainSetup:
                 raise ValueError(f"{name}: must be at least 1, got {getattr(self, name)!r}")
         if self.train_projector is None:
             object.__setattr__(self, "train_projector", self.tuner == "full")
+        if self.checkpoint_layers is not None and int(self.checkpoint_layers) < 0:
+            raise ValueError(f"checkpoint_layers: must be 0 or more, got {self.checkpoint_layers!r}")
+
+    def checkpointed(self, layers: int) -> int:
+        """How many of the LLM's ``layers`` run under gradient checkpointing."""
+        if self.checkpoint_layers is None:
+            return layers if self.grad_checkpointing else 0
+        return min(int(self.checkpoint_layers), layers)
 
     @property
     def image_tokens(self) -> int:
@@ -120,21 +133,48 @@ def layer_activation_bytes(arch: ModelArch, setup: TrainSetup, deepspeed: bool) 
     """Bytes per token one decoder layer keeps for backward (bf16, SDPA attention, SwiGLU MLP)."""
     t = arch.text
     h, q, kv, f = t.hidden, t.q_width, t.kv_width, t.ffn
+    # RMSNorm keeps its fp32 upcast input eager; compiled (Inductor) it keeps the bf16 input and recomputes
+    norm = BF16 if setup.compiled else FP32
     # Checked against what autograd saves (tests/test_plan_activations.py).  Trainable layer: RMSNorm
-    # fp32 input + bf16 normalised input (for the weight) + bf16 output (for the linears), twice; q, k
+    # input + bf16 normalised input (for the weight) + bf16 output (for the linears), twice; q, k
     # after RoPE, v and the attention output; MLP gate, SiLU, up and product.
-    per_token = 2 * (FP32 * h + 2 * BF16 * h) + BF16 * (2 * q + 2 * kv) + 4 * BF16 * f
+    per_token = 2 * (norm * h + 2 * BF16 * h) + BF16 * (2 * q + 2 * kv) + 4 * BF16 * f
     if setup.tuner == "lora":
-        # frozen base: norms keep only their fp32 input, frozen linears keep no input, so the
+        # frozen base: norms keep only their input, frozen linears keep no input, so the
         # MLP product is not saved either
-        per_token = 2 * FP32 * h + BF16 * (2 * q + 2 * kv) + 3 * BF16 * f
+        per_token = 2 * norm * h + BF16 * (2 * q + 2 * kv) + 3 * BF16 * f
     if setup.tuner == "lora" and setup.lora_rank:
-        # peft casts each LoRA input to the adapter dtype (fp32 unless DeepSpeed cast the model to bf16)
-        # and applies its own dropout (mask byte) before lora_A: per linear, per input feature.
-        dtype = BF16 if deepspeed else FP32
-        per_elem = dtype + (1 if setup.lora_dropout else 0)
-        per_token += per_elem * sum(i for i, _ in t.linear_shapes())
+        # peft casts each LoRA input to the adapter dtype and applies its own dropout before lora_A; what
+        # lora_A keeps is that input in the dtype its matmul runs in: fp32 adapters in a plain bf16 loop, bf16
+        # under autocast (ms-swift) or DeepSpeed (bf16 adapters).  Eager dropout keeps a 1-byte mask;
+        # compiled, the mask is regenerated from the RNG seed in backward.
+        dtype = BF16 if (deepspeed or setup.autocast) else FP32
+        mask = 1 if setup.lora_dropout and not setup.compiled else 0
+        per_token += (dtype + mask) * sum(i for i, _ in t.linear_shapes())
     return float(per_token)
+
+
+def stored_stack_bytes(arch: ModelArch, layer: float, k: int) -> float:
+    """Bytes per token the LLM's layers hold at the start of backward with the first ``k`` checkpointed.
+
+    A checkpointed layer keeps only its bf16 input; the others keep ``layer`` bytes.  Backward runs the
+    unchecked (later) layers first, so by the time a checkpointed layer is recomputed their activations
+    are freed: with 0 < k < L the peak is at the start of backward; with every layer checkpointed it is
+    one recomputed layer on top of all the inputs."""
+    t = arch.text
+    k = max(0, min(k, t.layers))
+    stored = k * BF16 * t.hidden + (t.layers - k) * layer
+    return stored + (layer if k == t.layers else 0.0)
+
+
+def stored_activations(arch: ModelArch, setup: TrainSetup, layer: float, k: int, tokens: int) -> float:
+    t, v = arch.text, arch.vision
+    work = BF16 * (2 * t.hidden + 2 * t.ffn) + FP32 * t.hidden * 2  # gradients flowing through a layer + final norm
+    act = tokens * (stored_stack_bytes(arch, layer, k) + work) + tokens * BF16 * t.hidden * 2  # + embeddings, merged
+    if setup.train_projector:
+        img = setup.micro_batch * setup.image_tokens
+        act += img * BF16 * (4 * v.hidden * 2 + 2 * t.hidden)
+    return float(act)
 
 
 def estimate(arch: ModelArch, setup: TrainSetup) -> MemoryEstimate:
@@ -154,7 +194,10 @@ def estimate(arch: ModelArch, setup: TrainSetup) -> MemoryEstimate:
     weights = (BF16 * (p["llm"] + p["projector"]) + adapter_bytes * p_adapter) / shard
     tokens = setup.micro_batch * setup.seq_len
     vit_tokens = setup.micro_batch * setup.frames * setup.tiles_per_frame * v.tokens_per_tile
-    vit_work = vit_tokens * BF16 * (6 * v.hidden + 2 * v.ffn) + vit_tokens * BF16 * 2 * v.hidden
+    # the frozen ViT's forward working set (one layer's) is freed before the LLM's forward begins, so it
+    # competes with the LLM's activations for the peak instead of adding to them; its output features stay
+    vit_transient = vit_tokens * BF16 * (6 * v.hidden + 2 * v.ffn)
+    vit_work = vit_tokens * BF16 * 2 * v.hidden
     if setup.train_vit:
         vit_work += v.layers * vit_tokens * BF16 * (8 * v.hidden + 2 * v.ffn)
     vision = BF16 * p["vision"] / shard + vit_work
@@ -177,7 +220,7 @@ def estimate(arch: ModelArch, setup: TrainSetup) -> MemoryEstimate:
             # stage 3 flattens each optimizer sub-group's bf16 gradients, then casts to fp32, one group at a time
             step = (BF16 + FP32) * min(DS_SUB_GROUP, p_train / n)
 
-    buffers = 0.0
+    buffers = DS_FIXED if setup.zero else 0.0
     if setup.zero in (1, 2):
         buffers += BF16 * min(DS_REDUCE_BUCKET, p_train)
     if setup.zero == 3:
@@ -187,21 +230,14 @@ def estimate(arch: ModelArch, setup: TrainSetup) -> MemoryEstimate:
         notes["buffers"] = "ZeRO-3 keeps up to stage3_max_reuse_distance (1e9) parameters gathered"
 
     layer = layer_activation_bytes(arch, setup, ds)
-    stored_ckpt = t.layers * BF16 * t.hidden + layer  # layer inputs + one layer recomputed
-    stored_full = t.layers * layer
-    work = BF16 * (2 * t.hidden + 2 * t.ffn) + FP32 * t.hidden * 2  # gradients flowing through a layer + final norm
-    act_ckpt = tokens * (stored_ckpt + work) + tokens * BF16 * t.hidden * 2  # + embeddings and merged inputs
-    act_full = tokens * (stored_full + work) + tokens * BF16 * t.hidden * 2
-    if setup.train_projector:
-        img = setup.micro_batch * setup.image_tokens
-        extra = img * BF16 * (4 * v.hidden * 2 + 2 * t.hidden)
-        act_ckpt += extra
-        act_full += extra
-    activations, other = (act_ckpt, act_full) if setup.grad_checkpointing else (act_full, act_ckpt)
+    k = setup.checkpointed(t.layers)
+    other_k = 0 if k else t.layers  # the comparison line: checkpointing flipped (all <-> none)
+    activations = stored_activations(arch, setup, layer, k, tokens)
+    other = stored_activations(arch, setup, layer, other_k, tokens)
     # Logits for answer tokens only: bf16 logits, fp32 copy and log-softmax, fp32 gradients in backward.
     logits = setup.micro_batch * min(setup.label_tokens + 1, setup.seq_len) * t.vocab * (BF16 + 3 * FP32)
 
-    total = weights + vision + gradients + optimizer + buffers + max(activations + logits, step)
+    total = weights + vision + gradients + optimizer + buffers + max(activations + logits, step, vit_transient)
     host = 0.0
     if setup.offload:  # fp32 master + two states + fp32 gradients on the CPU; stage 3 also the bf16 weights
         host = 4 * FP32 * p_train / n + (BF16 * sum(p.values()) / n if setup.zero == 3 else 0.0)

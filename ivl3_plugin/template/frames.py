@@ -68,7 +68,7 @@ def decode_video(path: Path, num_frames: int, sample_id: str = "?") -> FrameSet:
     import decord
     from PIL import Image
 
-    from ..convert.sampling import segment_centre_indices
+    from ..shared.sampling import segment_centre_indices
 
     try:
         vr = decord.VideoReader(str(path), num_threads=1)

@@ -1,20 +1,22 @@
 """The images and video frames of one sample, as the template lays them out.
 
-Host-free: a host template asks it for frame labels (text), for the placeholder order,
-and for pixel tiles; budget decisions (how many frames, how many tiles) are applied
-with :meth:`SampleMedia.select`.
+Host-free: a host adapter unpacks its own sample object into plain values
+(:meth:`SampleMedia.build`), then asks for frame labels (text), the placeholder order and
+pixel tiles; budget decisions (how many frames, how many tiles) are applied with
+:meth:`SampleMedia.select`.  Pixels come from the preprocessor the spec names, looked up in the
+``register_preprocessors`` registry, so a plugin's tiler is the one its template tiles with.
 """
 from __future__ import annotations
 
 import logging
 import re
 from dataclasses import dataclass
-from typing import Any, Dict, List, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
+from ..shared.prompts import render_instruction
 from .budget import even_subset
 from .errors import TemplateInputError
 from .frames import FrameSet, frame_label, resolve_video
-from .prompts import render_instruction
 from .spec import TemplateSpec
 
 _TAGS = re.compile(r"<(image|video|audio)>")
@@ -30,17 +32,6 @@ class Slot:
     index: int
 
 
-def sample_ref(inputs) -> str:
-    """How log lines name a sample: its ``id`` if the row kept one, else its first video/image."""
-    sid = (inputs.extra_kwargs or {}).get('id') or (inputs.chat_template_kwargs or {}).get('id')
-    if sid:
-        return str(sid)
-    first = (inputs.videos or inputs.images or [None])[0]
-    if isinstance(first, (list, tuple)) and first:
-        first = f"{first[0]}"
-    return f"<no id column; media {first if isinstance(first, str) else type(first).__name__}>"
-
-
 class SampleMedia:
     def __init__(self, images: List[Any], videos: List[FrameSet], spec: TemplateSpec, sample_id: str = "?",
                  dtype=None):
@@ -54,14 +45,13 @@ class SampleMedia:
         self._tiles: Dict[Tuple[int, int, int], Any] = {}
 
     @classmethod
-    def from_inputs(cls, inputs, spec: TemplateSpec, sample_id: str = "?", dtype=None) -> "SampleMedia":
-        """Read ``inputs.images`` / ``inputs.videos`` (+ ``timestamps`` from the row's extra columns)."""
-        ts_all = (inputs.extra_kwargs or {}).get('timestamps')
-        if ts_all is None:  # rows of registered datasets carry it here (see hosts/swift_template.py)
-            ts_all = (inputs.chat_template_kwargs or {}).get('timestamps')
-        videos = []
-        for v, entry in enumerate(inputs.videos or []):
-            ts = ts_all[v] if ts_all is not None and v < len(ts_all) else None
+    def build(cls, images: Sequence[Any], videos: Sequence[Any], timestamps: Optional[Sequence[Any]],
+              spec: TemplateSpec, sample_id: str = "?", dtype=None) -> "SampleMedia":
+        """From plain values: image sources, ``videos`` entries (frame lists, a file, a folder) and, per
+        video, its frame times in seconds (``timestamps[v]``, or None)."""
+        frame_sets = []
+        for v, entry in enumerate(videos or []):
+            ts = timestamps[v] if timestamps is not None and v < len(timestamps) else None
             fs = resolve_video(entry, spec.num_frames, ts, sample_id)
             if spec.timestamps and fs.timestamps is None:
                 raise TemplateInputError(
@@ -69,8 +59,8 @@ class SampleMedia:
                     "none; converted rows keep them in a 'timestamps' column, which ms-swift drops for a "
                     "dataset given as a file path unless you pass --remove_unused_columns false (datasets "
                     "registered by name keep it)")
-            videos.append(fs)
-        return cls(list(inputs.images or []), videos, spec, sample_id, dtype)
+            frame_sets.append(fs)
+        return cls(list(images or []), frame_sets, spec, sample_id, dtype)
 
     # ---- prompt text ---------------------------------------------------------------------
     def prepare_messages(self, messages: List[Dict[str, Any]]) -> None:
@@ -129,42 +119,53 @@ class SampleMedia:
         cap = self._max_tiles(slot)
         key = (slot.video, slot.index, cap)
         if key not in self._tiles:
-            load_image, tile_image = _tiler()
             src = self.images[slot.index] if slot.video < 0 else self.videos[slot.video].frames[slot.index]
-            if isinstance(src, dict):  # ms-swift's {'bytes', 'path'} image records
+            if isinstance(src, dict):  # a host's {'bytes', 'path'} image record
                 src = src.get('path') or src.get('bytes')
+            if slot.video >= 0 and cap > 1:
+                _check_tile_sized_frame(src, self.spec.tile_size, cap)
+            kwargs = {} if self.dtype is None else {"dtype": self.dtype}
+            tiler = preprocessor(self.spec)
             try:
-                image = load_image(src)
+                res = tiler(src, tile_size=self.spec.tile_size, max_tiles=cap, thumbnail=self.spec.thumbnail,
+                            **kwargs)
+            except TemplateInputError:
+                raise
             except Exception as exc:
                 raise TemplateInputError(f"sample {self.sample_id}: cannot read image {_name(src)}: {exc}") from exc
-            if slot.video >= 0 and cap > 1 and image.size == (self.spec.tile_size, self.spec.tile_size):
-                _warn_tile_sized_frames(self.spec.tile_size, cap)
-            kwargs = {} if self.dtype is None else {"dtype": self.dtype}
-            res = tile_image(image, tile_size=self.spec.tile_size, min_tiles=1, max_tiles=cap,
-                             thumbnail=self.spec.thumbnail, **kwargs)
             self._tiles[key] = res.pixel_values
         return self._tiles[key]
+
+
+def preprocessor(spec: TemplateSpec):
+    """The tiler ``spec`` names, from the ``register_preprocessors`` registry."""
+    from ..plugins import get_plugins
+
+    try:
+        return get_plugins().preprocessors.get(spec.preprocessor)
+    except KeyError as exc:
+        raise TemplateInputError(f"template {spec.name}: {exc.args[0]}") from None
 
 
 _warned_tile_sized = set()
 
 
-def _warn_tile_sized_frames(tile_size: int, cap: int) -> None:
-    """Frames converted with ``--frame-size`` hold one tile's pixels: more tiles per frame add none."""
-    if cap not in _warned_tile_sized:
+def _check_tile_sized_frame(src: Any, tile_size: int, cap: int) -> None:
+    """Frames converted with ``--frame-size`` hold one tile's pixels: more tiles per frame add none (warned once)."""
+    if cap in _warned_tile_sized or not isinstance(src, str):
+        return
+    try:
+        from PIL import Image
+
+        with Image.open(src) as im:  # reads the header only
+            size = im.size
+    except Exception:
+        return  # the preprocessor reports unreadable files
+    if size == (tile_size, tile_size):
         _warned_tile_sized.add(cap)
         log.warning("ivl3 template: video frames are %dx%d (ivl3 convert --frame-size) but up to %d tiles per "
                     "frame were asked for: such frames hold one tile's detail; convert without --frame-size "
                     "to give frames more tiles", tile_size, tile_size, cap)
-
-
-def _tiler():
-    try:
-        from ..tile import load_image, tile_image
-    except ImportError:  # package __init__ not written yet
-        from ..tile.load import load_image
-        from ..tile.tiler import tile_image
-    return load_image, tile_image
 
 
 def _name(src: Any) -> str:

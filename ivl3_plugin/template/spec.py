@@ -1,20 +1,25 @@
 """What a registered template is: plain data, so hosts and plugins share one shape."""
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
-from typing import Optional
+from typing import Any, Dict, Mapping, Optional
+
+from ..shared.layout import DEFAULT_NUM_FRAMES, TILE_SIZE
 
 # InternVL3's own default system prompt (its ``internvl2_5`` conversation); used for both checkpoint formats.
 INTERNVL3_SYSTEM = ("你是书生·万象，英文名是InternVL，是由上海人工智能实验室、清华大学及多家合作单位联合开发的"
                     "多模态大语言模型。")
 
-# Settings a user may change per run without writing a plugin: IVL3_<FIELD> in the environment
-# (ms-swift passes the environment on to every rank and dataset worker).
-ENV_FIELDS = {"prompt": str, "system": str, "timestamps": bool, "max_tiles_per_frame": int,
+# Fields a user may change for one run without writing a plugin (``ivl3 train R template.FIELD=VALUE``,
+# or the setting TEMPLATE_ARGS keyed by template name); the others define the template.
+RUN_FIELDS = {"prompt": str, "system": str, "timestamps": bool, "max_tiles_per_frame": int,
               "max_tiles_image": int, "min_frames": int, "num_frames": int, "on_overflow": str,
-              "thumbnail": bool}
+              "thumbnail": bool, "preprocessor": str}
+
+
+class TemplateArgsError(ValueError):
+    """Run settings for a template that it does not have, or of the wrong type; names template and field."""
 
 
 @dataclass(frozen=True)
@@ -36,9 +41,10 @@ class TemplateSpec:
     max_tiles_image: int = 12
     min_frames: int = 1
     on_overflow: str = "error"              # "error" or "skip" (logged) -- never silent
-    num_frames: int = 8                     # frames sampled from a raw video file
-    tile_size: int = 448
+    num_frames: int = DEFAULT_NUM_FRAMES    # frames sampled from a raw video file
+    tile_size: int = TILE_SIZE
     thumbnail: bool = True                  # InternVL's extra global tile when an image has >1 tile
+    preprocessor: str = "internvl_dynamic"  # the registered tiler (register_preprocessors) that tiles
     extra: dict = field(default_factory=dict)
 
     def __post_init__(self):
@@ -48,22 +54,52 @@ class TemplateSpec:
             if getattr(self, name) < 1:
                 raise ValueError(f"template {self.name}: {name} must be >= 1")
 
-    def with_env(self, environ=None) -> "TemplateSpec":
-        """This spec with ``IVL3_<FIELD>`` overrides (e.g. ``IVL3_TIMESTAMPS=1 IVL3_ON_OVERFLOW=skip``)."""
-        env = os.environ if environ is None else environ
-        changes = {}
-        for f in fields(self):
-            kind = ENV_FIELDS.get(f.name)
-            raw = env.get(f"IVL3_{f.name.upper()}")
-            if kind is None or raw is None or raw == "":
-                continue
-            if kind is bool:
-                changes[f.name] = raw.strip().lower() in ("1", "true", "yes", "on")
-            elif kind is int:
-                try:
-                    changes[f.name] = int(raw)
-                except ValueError:
-                    raise ValueError(f"IVL3_{f.name.upper()}={raw!r} is not an integer") from None
-            else:
-                changes[f.name] = raw
-        return replace(self, **changes) if changes else self
+    def with_run_args(self, args: Mapping[str, Any]) -> "TemplateSpec":
+        """This spec with run settings applied (``{"on_overflow": "skip", "max_tiles_image": 6}``)."""
+        return replace(self, **check_run_args(self.name, args)) if args else self
+
+    def for_run(self, template_args: Optional[Mapping[str, Mapping[str, Any]]] = None) -> "TemplateSpec":
+        """This spec with its own entry of TEMPLATE_ARGS (``{name: {field: value}}``), read from the
+        setting when ``template_args`` is not given; other templates' entries are not applied."""
+        if template_args is None:
+            from ..settings import TEMPLATE_ARGS
+
+            template_args = TEMPLATE_ARGS.get()
+        return self.with_run_args(template_args.get(self.name) or {})
+
+
+def check_run_args(template: str, args: Mapping[str, Any]) -> Dict[str, Any]:
+    """Typed copies of ``args`` (strings from a command line are converted), or a clear error."""
+    if not isinstance(args, Mapping):
+        raise TemplateArgsError(f"template {template}: run settings must be a mapping of field: value, got {args!r}")
+    out: Dict[str, Any] = {}
+    for key, value in args.items():
+        kind = RUN_FIELDS.get(key)
+        if kind is None:
+            known = ", ".join(sorted(RUN_FIELDS))
+            defined = {f.name for f in fields(TemplateSpec)}
+            why = "defines the template (register a variant in a plugin)" if key in defined else "is not a field"
+            raise TemplateArgsError(f"template {template}: {key!r} {why}; run settings: {known}")
+        out[key] = _typed(template, key, value, kind)
+    return out
+
+
+def _typed(template: str, key: str, value: Any, kind: type) -> Any:
+    if kind is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str):
+            from ..settings import SettingError, parse_bool
+
+            try:
+                return parse_bool(value, f"template {template}: {key}")
+            except SettingError as exc:
+                raise TemplateArgsError(str(exc)) from None
+    elif kind is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+            return int(value)
+    elif kind is str and isinstance(value, str):
+        return value
+    raise TemplateArgsError(f"template {template}: {key} must be {kind.__name__}, got {value!r}")

@@ -3,7 +3,7 @@
 Public API (the template and prediction call these):
 
 - ``tile_image(image, *, tile_size=448, min_tiles=1, max_tiles=12, thumbnail=True, norm=None,
-  mean=IMAGENET_MEAN, std=IMAGENET_STD, dtype=torch.float32, max_pixels=DEFAULT_MAX_PIXELS)
+  mean=IMAGENET_MEAN, std=IMAGENET_STD, dtype=None (float32), max_pixels=DEFAULT_MAX_PIXELS)
   -> TileResult`` — ``TileResult.pixel_values`` is ``[n_tiles, 3, tile, tile]`` (row-major tiles,
   thumbnail last when the grid has more than one tile), ``TileResult.grid`` is ``(cols, rows)``,
   ``TileResult.thumbnail`` says whether one was appended, ``TileResult.n_tiles`` counts all.
@@ -20,7 +20,8 @@ Public API (the template and prediction call these):
 - Normalisation constants ``IMAGENET_MEAN/STD``, ``CLIP_MEAN/STD``, ``SIGLIP_MEAN/STD`` and ``NORMS``.
 
 The built-in plugin registers preprocessor ``internvl_dynamic``: a thin wrapper that calls
-``tile_image`` (imported on first use, so loading plugins does not import torch).
+``tile_image``; templates tile through the preprocessor their ``TemplateSpec`` names.  Importing
+this package does not import torch (tiling does).
 """
 from .batch import concat_pixel_values, tile_images
 from .grid import Grid, candidate_grids, pick_grid, tile_count, tiles_per_image

@@ -1,12 +1,13 @@
 """Tile budgets for samples with several images or video frames (InternVL's trainer rules)."""
 from __future__ import annotations
 
-from typing import Any, List, Sequence
-
-import torch
+from typing import TYPE_CHECKING, Any, List, Sequence
 
 from .grid import tiles_per_image
 from .tiler import TileResult, tile_image
+
+if TYPE_CHECKING:  # pragma: no cover
+    import torch
 
 
 def tile_images(
@@ -36,6 +37,8 @@ def tile_images(
     return [tile_image(img, max_tiles=budget, min_tiles=min_tiles, **options) for img in images]
 
 
-def concat_pixel_values(results: Sequence[TileResult]) -> torch.Tensor:
+def concat_pixel_values(results: Sequence[TileResult]) -> "torch.Tensor":
     """All tiles of a sample in one ``[sum n_tiles, 3, H, W]`` tensor (the model's ``pixel_values``)."""
+    import torch
+
     return torch.cat([r.pixel_values for r in results]) if len(results) > 1 else results[0].pixel_values

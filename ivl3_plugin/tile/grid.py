@@ -12,6 +12,8 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Tuple
 
+from ..shared.layout import TILE_SIZE
+
 Grid = Tuple[int, int]
 
 
@@ -35,7 +37,7 @@ def candidate_grids(min_tiles: int = 1, max_tiles: int = 12) -> Tuple[Grid, ...]
     return tuple(sorted(grids, key=lambda g: g[0] * g[1]))
 
 
-def pick_grid(width: int, height: int, *, tile_size: int = 448, min_tiles: int = 1, max_tiles: int = 12) -> Grid:
+def pick_grid(width: int, height: int, *, tile_size: int = TILE_SIZE, min_tiles: int = 1, max_tiles: int = 12) -> Grid:
     """The ``(cols, rows)`` grid InternVL chooses for a ``width x height`` image."""
     if width < 1 or height < 1:
         raise ValueError(f"image size must be positive, got {width}x{height}")
@@ -61,7 +63,7 @@ def tiles_per_image(max_tiles: int, n_images: int) -> int:
 
 
 def tile_count(
-    width: int, height: int, *, tile_size: int = 448, min_tiles: int = 1, max_tiles: int = 12, thumbnail: bool = True
+    width: int, height: int, *, tile_size: int = TILE_SIZE, min_tiles: int = 1, max_tiles: int = 12, thumbnail: bool = True
 ) -> int:
     """How many tiles :func:`~ivl3_plugin.tile.tile_image` will return, without touching pixels (token budgets)."""
     cols, rows = pick_grid(width, height, tile_size=tile_size, min_tiles=min_tiles, max_tiles=max_tiles)

@@ -11,7 +11,7 @@ no per-tile tensors.  The source pixels come out of PIL in its own 4-byte layout
 (``resample.pil_rgbx``), cheaper than ``np.asarray``.  Frames already at tile size
 skip the resize and take one uint8 HWC -> float32 CHW pass.  See docs/benchmarks.md.
 
-Fallback (``IVL3_TILE_BACKEND=pil``, or numba not installed): PIL's ``resize``
+Fallback (the setting ``TILE_BACKEND=pil``, or numba not installed): PIL's ``resize``
 (the very call ms-swift makes), the tiles as a reshaped view of it, and a
 per-channel numpy multiply and add.  Both paths give identical tensors
 (``tests/test_tile_resample.py``); once per process a self-check against the installed
@@ -22,23 +22,24 @@ well under a second).
 from __future__ import annotations
 
 import logging
-import os
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any, Dict, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Any, Dict, Optional, Sequence, Tuple
 
 import numpy as np
-import torch
 from PIL import Image
 
+from ..settings import TILE_BACKEND
+from ..shared.layout import IMAGENET_MEAN, IMAGENET_STD, TILE_SIZE
 from .grid import Grid, pick_grid
 from .load import DEFAULT_MAX_PIXELS, load_image
+
+if TYPE_CHECKING:  # pragma: no cover - torch is imported when a tile is made, not when tile is imported
+    import torch
 
 log = logging.getLogger("ivl3_plugin.tile")
 
 Triple = Tuple[float, float, float]
-IMAGENET_MEAN: Triple = (0.485, 0.456, 0.406)
-IMAGENET_STD: Triple = (0.229, 0.224, 0.225)
 CLIP_MEAN: Triple = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD: Triple = (0.26862954, 0.26130258, 0.27577711)
 SIGLIP_MEAN: Triple = (0.5, 0.5, 0.5)
@@ -54,7 +55,7 @@ NORMS: Dict[str, Tuple[Triple, Triple]] = {
 class TileResult:
     """``pixel_values [n_tiles, 3, tile, tile]`` (thumbnail last, if any) and the ``(cols, rows)`` grid."""
 
-    pixel_values: torch.Tensor
+    pixel_values: "torch.Tensor"
     grid: Grid
     thumbnail: bool
 
@@ -76,22 +77,25 @@ def _scale_bias(mean: Sequence[float], std: Sequence[float]) -> Tuple[np.ndarray
 def tile_image(
     image: Any,
     *,
-    tile_size: int = 448,
+    tile_size: int = TILE_SIZE,
     min_tiles: int = 1,
     max_tiles: int = 12,
     thumbnail: bool = True,
     norm: Optional[str] = None,
     mean: Sequence[float] = IMAGENET_MEAN,
     std: Sequence[float] = IMAGENET_STD,
-    dtype: torch.dtype = torch.float32,
+    dtype: "Optional[torch.dtype]" = None,
     max_pixels: Optional[int] = DEFAULT_MAX_PIXELS,
 ) -> TileResult:
     """Tile one image exactly as InternVL's ``dynamic_preprocess`` + transform does.
 
     ``image``: anything :func:`load_image` accepts.  ``norm`` ("imagenet",
     "clip", "siglip") overrides ``mean``/``std``.  The thumbnail (the whole image
-    at ``tile_size``) is appended only when the grid has more than one tile.
+    at ``tile_size``) is appended only when the grid has more than one tile.  ``dtype``: float32 by default.
     """
+    import torch
+
+    dtype = torch.float32 if dtype is None else dtype
     if norm is not None:
         try:
             mean, std = NORMS[norm]
@@ -133,10 +137,8 @@ def tile_image(
 
 
 def _resampler():
-    """The numba resampler module, or None for the PIL + numpy path (``IVL3_TILE_BACKEND=pil``, or no numba)."""
-    backend = os.environ.get("IVL3_TILE_BACKEND", "").strip().lower()
-    if backend not in ("", "auto", "numba", "pil"):
-        raise ValueError(f"IVL3_TILE_BACKEND must be 'numba', 'pil' or unset, got {backend!r}")
+    """The numba resampler module, or None for the PIL + numpy path (setting ``TILE_BACKEND=pil``, or no numba)."""
+    backend = TILE_BACKEND.get()
     if backend == "pil":
         return None
     try:
@@ -148,7 +150,7 @@ def _resampler():
     if not _agrees_with_pil(resample):
         if backend == "numba":
             raise RuntimeError(f"the numba tiler's bicubic resize differs from this Pillow's ({Image.__version__}); "
-                               "unset IVL3_TILE_BACKEND to fall back to PIL")
+                               f"unset {TILE_BACKEND.name} to fall back to PIL")
         return None
     return resample
 

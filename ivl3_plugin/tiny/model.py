@@ -103,9 +103,10 @@ def build_tiny_model(out_dir: os.PathLike, seed: int = 0, extra_text: Iterable[s
 
 
 def default_tiny_model_dir() -> Path:
-    """Where the demo and tests keep the tiny model (``IVL3_HOME`` or ``~/.cache/ivl3``)."""
-    home = Path(os.environ.get("IVL3_HOME", Path.home() / ".cache" / "ivl3"))
-    return home / "tiny-internvl3"
+    """Where the demo and tests keep the tiny model: ``tiny-internvl3`` under the HOME setting."""
+    from ..settings import home
+
+    return home() / "tiny-internvl3"
 
 
 def demo_text() -> list:

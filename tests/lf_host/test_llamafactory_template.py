@@ -10,23 +10,23 @@ pytest.importorskip("llamafactory.data")
 from llamafactory.data import mm_plugin as lf_mm  # noqa: E402
 from llamafactory.data import template as lf_template  # noqa: E402
 
-from ivl3_plugin.hosts import llamafactory as host  # noqa: E402
-from ivl3_plugin.hosts.llamafactory_mm import Ivl3VideoPlugin  # noqa: E402
+from ivl3_plugin.hosts.llamafactory import datasets as host, install as lf_install  # noqa: E402
+from ivl3_plugin.hosts.llamafactory.mm import Ivl3VideoPlugin  # noqa: E402
 from ivl3_plugin.template.spec import INTERNVL3_SYSTEM  # noqa: E402
 
 
 @pytest.fixture(scope="module")
 def installed():
-    return host.install()
+    return lf_install.install()
 
 
 def test_install_registers_template_and_mm_plugin_idempotently(installed):
     assert "ivl3_video" in installed
-    assert lf_mm.PLUGINS[host.MM_PLUGIN] is Ivl3VideoPlugin
+    assert lf_mm.PLUGINS[lf_install.MM_PLUGIN] is Ivl3VideoPlugin
     tpl = lf_template.TEMPLATES["ivl3_video"]
     assert isinstance(tpl.mm_plugin, Ivl3VideoPlugin) and tpl.mm_plugin.ivl3_template == "ivl3_video"
     assert tpl.default_system == INTERNVL3_SYSTEM
-    assert host.install() == installed  # twice: harmless (register_template itself would raise)
+    assert lf_install.install() == installed  # twice: harmless (register_template itself would raise)
 
 
 def test_a_template_named_like_a_llamafactory_one_is_a_clear_error():
@@ -40,7 +40,7 @@ def test_a_template_named_like_a_llamafactory_one_is_a_clear_error():
             register("intern_vl", TemplateSpec(name="intern_vl"))
 
     with pytest.raises(RuntimeError, match="'intern_vl'.*'clash'.*LLaMA-Factory's own template"):
-        host.install(build({"clash": Clash}, entry_points=False))
+        lf_install.install(build({"clash": Clash}, entry_points=False))
 
 
 def test_encoded_sample_has_our_frame_layout(installed, tiny_model, tmp_path):

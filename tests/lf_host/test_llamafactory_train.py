@@ -1,7 +1,7 @@
 """A real LLaMA-Factory training run of the tiny model with our template on an ``ivl3 convert`` dataset.
 
 Launched exactly as ``ivl3 train --host llamafactory`` does: the argv and env
-from :func:`ivl3_plugin.hosts.llamafactory.launch_argv`, in a subprocess.
+from :func:`ivl3_plugin.hosts.llamafactory.launch.launch_argv`, in a subprocess.
 """
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import pytest
 
 pytest.importorskip("llamafactory.data")
 
-from ivl3_plugin.hosts.llamafactory import launch_argv  # noqa: E402
+from ivl3_plugin.hosts.llamafactory.launch import launch_argv  # noqa: E402
 
 
 def recipe(model, dataset, out, **extra):
@@ -41,7 +41,7 @@ def losses(out):
 def test_llamafactory_trains_tiny_model_with_our_template(tiny_model, converted_lf, tmp_path):
     out = tmp_path / "out"
     argv, env = launch_argv(recipe(tiny_model, converted_lf, out), {"max_steps": 3})
-    assert argv[1:3] == ["-m", "ivl3_plugin.hosts.llamafactory_launch"]
+    assert argv[1:3] == ["-m", "ivl3_plugin.hosts.llamafactory.run"]
     proc = run(argv, env, tmp_path)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-6000:]
     got = losses(out)
@@ -59,7 +59,7 @@ def test_registrations_survive_a_torchrun_launch(tiny_model, converted_lf, tmp_p
     out = tmp_path / "out"
     argv, env = launch_argv(recipe(tiny_model, converted_lf, out, max_steps=2), {"force_torchrun": True,
                                                                                  "master_port": 29611})
-    assert argv[1:3] == ["-m", "torch.distributed.run"] and "ivl3_plugin.hosts.llamafactory_launch" in argv
+    assert argv[1:3] == ["-m", "torch.distributed.run"] and "ivl3_plugin.hosts.llamafactory.run" in argv
     proc = run(argv, env, tmp_path)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-6000:]
     assert len(losses(out)) == 2
@@ -79,7 +79,7 @@ def test_ivl3_train_host_llamafactory_runs_the_shipped_cpu_recipe(tiny_model, co
             "max_steps=2", "save_strategy=no", f"output_dir={out}"]
     proc = run(argv, {"IVL3_HOME": str(home)}, tmp_path)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-6000:]
-    assert "ivl3_plugin.hosts.llamafactory_launch" in proc.stderr  # the launch line ivl3 train prints
+    assert "ivl3_plugin.hosts.llamafactory.run" in proc.stderr  # the launch line ivl3 train prints
     assert len(losses(out)) == 2
     info = json.loads((out / "ivl3_lf_data" / "dataset_info.json").read_text())
     assert info["ivl3-demo"]["file_name"] == str(home / "datasets" / "demo" / "llamafactory" / "train.json")

@@ -12,7 +12,7 @@ import pytest
 from ivl3_dataset_example import plugin
 from ivl3_dataset_example.source import SidecarFolder, parse_sidecar
 from ivl3_plugin.plugins import build
-from ivl3_plugin.template.prompts import render_instruction
+from ivl3_plugin.shared.prompts import render_instruction
 
 SAMPLE = Path(__file__).resolve().parent.parent / "sample"
 

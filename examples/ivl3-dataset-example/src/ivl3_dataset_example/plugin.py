@@ -5,8 +5,7 @@ and calls every ``@hookimpl`` function in it with a ``register`` callback.
 """
 from pathlib import Path
 
-from ivl3_plugin import hookimpl
-from ivl3_plugin.template.spec import TemplateSpec
+from ivl3_plugin.api import TemplateSpec, hookimpl
 
 from .source import SidecarFolder
 

@@ -18,7 +18,7 @@ import re
 from pathlib import Path
 from typing import Iterator, Optional, Tuple
 
-from ivl3_plugin.convert.sources import DatasetSource, SourceRow
+from ivl3_plugin.api import DatasetSource, SourceRow
 
 VIDEO_SUFFIXES = (".mp4", ".mkv", ".webm", ".avi", ".mov")
 _CLIP = re.compile(r"^clip:\s*([0-9.]+)\s*-\s*([0-9.]+)\s*$", re.IGNORECASE)

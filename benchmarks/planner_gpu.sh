@@ -1,0 +1,51 @@
+#!/bin/bash
+# Issue #18's GPU measurements, in parts that each fit one 10-minute device call (one H100 or H200):
+#   bash benchmarks/planner_gpu.sh lora8    SDPA backends at 8B's shapes, then 8B LoRA: native vs plan (profiled)
+#   bash benchmarks/planner_gpu.sh small    1B LoRA and 1B full: native vs plan
+#   bash benchmarks/planner_gpu.sh full8    8B full: native vs plan (and the plan for 80 GiB, if it differs)
+#   bash benchmarks/planner_gpu.sh memory   peak memory, checkpointing half / none, 1B/2B/8B LoRA/full (plain loop)
+# Run from the repo root with the wheels in .whl (/work/shared/device/wheels.sh); results go to $OUT (or ./out)
+# as one archive, res.tgz, and the tables are printed last.  `plan` sides use the SDPA backend the `lora8` part
+# found fastest at the LLM's shape (cuDNN if >= 10 % faster than flash, else torch's default), read from
+# /tmp/attn_choice when the machine is still warm, else torch's default.
+set -u
+part=${1:?"part: lora8, small, full8 or memory"}
+OUT=${OUT:-$PWD/out}; mkdir -p "$OUT"
+export PYTHONUNBUFFERED=1 TORCHINDUCTOR_CACHE_DIR=/tmp/ind HF_HUB_OFFLINE=1
+T0=$(date +%s); END=$((T0 + ${BUDGET:-570}))
+left() { local l=$(( END - $(date +%s) )); [ $l -lt 1 ] && l=1; echo $l; }
+R=/tmp/res-$part; rm -rf "$R"; mkdir -p "$R"
+if [ "$part" != memory ]; then
+  [ -d /tmp/site/swift ] || python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
+    --target /tmp/site .whl/*.whl || exit 1
+  export PYTHONPATH=/tmp/site:$PWD
+else
+  export PYTHONPATH=$PWD
+fi
+nvidia-smi --query-gpu=name,memory.total --format=csv,noheader | tee "$R/gpu.txt"
+if [ "$part" = lora8 ]; then
+  timeout 45 python3 benchmarks/step_profile.py --size 8B --attention --json "$R/attn.json" 2>&1 | grep ATTN
+  python3 - "$R/attn.json" > /tmp/attn_choice <<'EOF' || echo default > /tmp/attn_choice
+import json, sys
+d = {r["name"]: r["ms"] for r in json.load(open(sys.argv[1]))}
+f, c = d.get("LLM flash_attention gqa"), d.get("LLM cudnn_attention gqa")
+print("cudnn" if f and c and c < 0.9 * f else "default")
+EOF
+fi
+X=$(cat /tmp/attn_choice 2>/dev/null || echo default)
+CB='{}'; [ "$X" = cudnn ] && CB='{"ivl3_compile":{"attention":"cudnn"}}'
+echo "plan sides' attention: $X"
+G="python3 benchmarks/gpu_train.py --steps 6 --warmup 2 --videos 64 --work /tmp/gt --timeout 240 --plan-callback-args $CB"
+case "$part" in
+  lora8) timeout "$(left)" $G --configs 8b-lora --sides native,plan,plan80 --torch-profile plan --out "$R/g.json" > "$R/g.txt" 2>&1 ;;
+  small) timeout "$(left)" $G --configs 1b-lora,1b-full --sides native,plan --out "$R/g.json" > "$R/g.txt" 2>&1 ;;
+  full8) timeout "$(left)" $G --configs 8b-full --sides native,plan,plan80 --out "$R/g.json" > "$R/g.txt" 2>&1 ;;
+  memory) timeout "$(left)" python3 benchmarks/recipe_memory.py --sizes 8B,2B,1B --tuners full,lora --zero 0 \
+            --checkpoint half,none --scaling "" --steps 2 --gpus 1 --group-timeout "$(( $(left) - 5 ))" \
+            --out "$R/rm.json" --workdir /tmp/rm > "$R/rm.txt" 2>&1 ;;
+  *) echo "unknown part $part"; exit 2 ;;
+esac
+echo "$part: rc $? after $(( $(date +%s) - T0 ))s"
+[ -f "$R/g.txt" ] && grep -E "^\[|^config|^---|^1b|^8b|^ {4}" "$R/g.txt" | grep -v "model /tmp"
+[ -f "$R/rm.txt" ] && grep -A16 "^Peak memory" "$R/rm.txt"
+(cd /tmp && tar czf "$OUT/res.tgz" "res-$part" gt/runs/*/*/log.txt 2>/dev/null); true

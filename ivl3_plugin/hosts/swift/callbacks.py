@@ -1,0 +1,104 @@
+"""Our ms-swift trainer callbacks: ``ivl3_compile`` (regional torch.compile) and ``ivl3_recompute``
+(gradient checkpointing on only the LLM's first k layers).
+
+``swift sft --custom_register_path ivl3_plugin --callbacks ivl3_compile …`` (the recipes
+that run on one GPU, with DDP or with ZeRO-1 set it).  What is compiled, and why it pays on host-bound steps:
+``ivl3_plugin.recipe.compile``.  The setting ``COMPILE`` (``ivl3_plugin.settings``) turns it off without
+editing a recipe.  Both read their run settings from ``CALLBACK_ARGS`` (keyed by callback name), which
+``ivl3 train`` writes into the launch environment and a recipe's ``ENV`` block carries for plain ``swift sft``.
+"""
+from __future__ import annotations
+
+import logging
+
+from ...recipe.callback_args import field_error
+from ...recipe.compile import CALLBACK_NAME, RECOMPUTE_CALLBACK, checkpoint_first, compile_layers, prefer_attention
+from ...settings import CALLBACK_ARGS, COMPILE
+
+log = logging.getLogger("ivl3_plugin.swift")
+
+
+class CompileError(RuntimeError):
+    """The run cannot be compiled as asked; the message says what to change."""
+
+
+def compile_disabled() -> bool:
+    return not COMPILE.get()
+
+
+def check_compilable() -> None:
+    """ZeRO-3 gathers each layer's weights with hooks inside its forward; a compiled layer would trace
+    the empty partitions.  Say so before the first step instead of failing inside it."""
+    try:
+        from transformers.integrations import is_deepspeed_zero3_enabled
+    except ImportError:  # pragma: no cover - transformers without the integration
+        return
+    if is_deepspeed_zero3_enabled():
+        raise CompileError("--callbacks ivl3_compile does not work with DeepSpeed ZeRO-3 (it gathers weights "
+                           "inside each layer); drop ivl3_compile from 'callbacks' or use ZeRO-1/2")
+
+
+def run_settings(callback: str) -> dict:
+    """This callback's run settings from ``CALLBACK_ARGS``, checked (CompileError naming the field)."""
+    values = CALLBACK_ARGS.get().get(callback) or {}
+    if not isinstance(values, dict):
+        raise CompileError(f"{CALLBACK_ARGS.name}: settings of {callback!r} must be a JSON object, got {values!r}")
+    for key, value in values.items():
+        problem = field_error(callback, key, value)
+        if problem:
+            raise CompileError(f"{CALLBACK_ARGS.name}: {problem}")
+    return values
+
+
+def swift_callback_class():
+    """The callback class, built on ms-swift's base (imported here, so the core never needs swift)."""
+    from swift.callbacks.base import TrainerCallback
+
+    class Ivl3CompileCallback(TrainerCallback):
+        def __init__(self, args, trainer):
+            super().__init__(args, trainer)
+            self.compiled = []
+            if not compile_disabled():
+                check_compilable()
+
+        def on_train_begin(self, args, state, control, model=None, **kwargs):
+            if compile_disabled():
+                log.warning("ivl3 compile: %s=0, training uncompiled", COMPILE.name)
+                return
+            if self.compiled:  # a second train() call on the same model
+                return
+            attention = run_settings(CALLBACK_NAME).get("attention")
+            if attention:
+                log.warning("ivl3 compile: %s", prefer_attention(attention))
+            self.compiled = compile_layers(model if model is not None else self.trainer.model)
+            log.warning("ivl3 compile: %s (the first step includes the compile time)", "; ".join(self.compiled))
+
+    return Ivl3CompileCallback
+
+
+def recompute_callback_class():
+    """``ivl3_recompute``: keep gradient checkpointing on the LLM's first ``layers`` layers only.
+
+    ms-swift enables checkpointing on every layer in ``train()`` before ``on_train_begin``; this turns it
+    off on the rest, so they store their activations (faster, more memory: ``ivl3 plan`` picks the count)."""
+    from swift.callbacks.base import TrainerCallback
+
+    class Ivl3RecomputeCallback(TrainerCallback):
+        def __init__(self, args, trainer):
+            super().__init__(args, trainer)
+            settings = run_settings(RECOMPUTE_CALLBACK)
+            if "layers" not in settings:
+                raise CompileError(f"--callbacks {RECOMPUTE_CALLBACK} needs its layer count: "
+                                   f"{CALLBACK_ARGS.name}='{{\"{RECOMPUTE_CALLBACK}\": {{\"layers\": K}}}}'")
+            if not getattr(args, "gradient_checkpointing", True):
+                raise CompileError(f"--callbacks {RECOMPUTE_CALLBACK} keeps checkpointing on some layers: "
+                                   "it needs --gradient_checkpointing true")
+            self.layers = settings["layers"]
+            self.done = None
+
+        def on_train_begin(self, args, state, control, model=None, **kwargs):
+            if self.done is None:
+                self.done = checkpoint_first(model if model is not None else self.trainer.model, self.layers)
+                log.warning("ivl3 recompute: %s", self.done)
+
+    return Ivl3RecomputeCallback

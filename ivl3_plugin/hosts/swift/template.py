@@ -1,0 +1,217 @@
+"""Our video template as an ms-swift template, one class for both InternVL3 checkpoint formats.
+
+Token layout (same for ``internvl_chat`` remote-code and ``internvl`` -hf checkpoints)::
+
+    <|im_start|>system\\n{system}<|im_end|>\\n<|im_start|>user\\n
+    Frame1: <img><IMG_CONTEXT>x256xtiles</img>\\nFrame2: ...</img>\\n{instruction}<|im_end|>\\n
+    <|im_start|>assistant\\n{summary}<|im_end|>\\n          <- only the answer and its end are labels
+
+The frames, budget and labels are decided by host-free code in ``ivl3_plugin.template``;
+this module only wires them into swift's ``Template`` and picks the vision forward by
+the loaded model (``extract_feature`` for InternVLChatModel, ``get_image_features`` for -hf).
+"""
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from typing import Any, Dict, List, Optional
+
+from swift.dataset.preprocessor import MessagesPreprocessor
+from swift.template.base import MaxLengthError, Template
+from swift.template.templates.internvl import InternvlhfTemplate, InternvlTemplate
+from swift.template.templates.utils import ChatmlTemplateMeta
+from swift.template.utils import findall
+
+from ...settings import TEMPLATE_ARGS
+from ...shared.layout import tokens_per_tile
+from ...template.errors import BudgetError, TemplateInputError
+from ...template.media import SampleMedia
+from ...template.spec import INTERNVL3_SYSTEM, TemplateSpec
+
+log = logging.getLogger("ivl3_plugin.template")
+
+IMAGE_SLOT, FRAME_SLOT = -100, -200
+
+
+class Ivl3FatalSampleError(BaseException):
+    """A sample we refuse to drop silently.
+
+    ms-swift catches every ``Exception`` raised while encoding and trains on a random other
+    sample instead (unless ``--strict true``).  This derives from ``BaseException`` so that
+    a bad sample stops the run with its id and reason instead.
+    """
+
+
+@dataclass
+class Ivl3TemplateMeta(ChatmlTemplateMeta):
+    """swift's chatml meta plus our :class:`TemplateSpec` (pickled with the template into workers)."""
+
+    ivl3_spec: Optional[TemplateSpec] = None
+
+
+class Ivl3VideoTemplate(InternvlhfTemplate):
+    """InternVL3 video-summary template for ``internvl_chat`` and ``internvl`` (-hf) checkpoints."""
+
+    placeholder_tokens = ['<IMG_CONTEXT>']
+    support_padding_free = True
+
+    def init_env_args(self):
+        Template.init_env_args(self)
+        self.spec: TemplateSpec = (self.template_meta.ivl3_spec or TemplateSpec(name="ivl3_video")).for_run()
+        self.img_context_id = self.tokenizer.convert_tokens_to_ids('<IMG_CONTEXT>')
+        self.num_image_token = _tokens_per_tile(self.config, self.spec.tile_size)
+
+    # ---- text layout -------------------------------------------------------------------
+    def replace_tag(self, media_type, index, inputs) -> List:
+        if self.mode in {'vllm', 'lmdeploy', 'sglang'}:
+            raise TemplateInputError(f"template {self.spec.name} supports the transformers engine only "
+                                     f"(got infer backend {self.mode!r})")
+        if media_type == 'image':
+            return ['<img>', [IMAGE_SLOT], '</img>\n']
+        if media_type == 'video':
+            media: SampleMedia = inputs.ivl3_media
+            context = []
+            for label in media.labels(index):
+                context += [label, '<img>', [FRAME_SLOT], '</img>\n']
+            return context
+        raise TemplateInputError(f"template {self.spec.name} does not take {media_type} inputs")
+
+    def _text_layout(self, inputs, media: SampleMedia) -> Dict[str, Any]:
+        """Encode the conversation with one placeholder per image/frame (cheap: no pixels)."""
+        trial = _fresh_copy(inputs)
+        trial.ivl3_media = media
+        return Template._encode(self, trial)
+
+    # ---- encode --------------------------------------------------------------------------
+    def _encode(self, inputs) -> Dict[str, Any]:
+        sample_id = sample_ref(inputs)
+        try:
+            return self._encode_sample(inputs, sample_id)
+        except BudgetError as exc:
+            if self.spec.on_overflow == 'skip':
+                log.warning("ivl3 template: SKIPPED sample %s (on_overflow=skip): %s", sample_id, exc)
+                raise MaxLengthError(str(exc)) from exc
+            log.error("ivl3 template: %s", exc)
+            hint = json.dumps({self.spec.name: {"on_overflow": "skip"}})
+            raise Ivl3FatalSampleError(f"{exc} (to skip such samples with a warning instead: ivl3 train … "
+                                       f"template.on_overflow=skip, or {TEMPLATE_ARGS.name}='{hint}')") from exc
+        except TemplateInputError as exc:
+            log.error("ivl3 template: %s", exc)
+            raise Ivl3FatalSampleError(str(exc)) from exc
+
+    def _encode_sample(self, inputs, sample_id: str) -> Dict[str, Any]:
+        spec = self.spec
+        media = SampleMedia.build(inputs.images, inputs.videos, _timestamps(inputs), spec, sample_id,
+                                  self.model_info.torch_dtype)
+        media.prepare_messages(inputs.messages)
+        layouts: Dict[tuple, Dict[str, Any]] = {}
+
+        def layout(keep: int, cap: int) -> Dict[str, Any]:
+            if (keep, cap) not in layouts:
+                media.select(keep, cap)
+                layouts[(keep, cap)] = self._text_layout(inputs, media)
+            return layouts[(keep, cap)]
+
+        def length_of(indices, cap) -> int:
+            enc = layout(len(indices), cap)
+            slots = self._slots(enc['input_ids'], media)
+            return len(enc['input_ids']) - len(slots) + sum(self.num_image_token * media.num_tiles(s) for s in slots)
+
+        from ...template.budget import plan_budget
+
+        plan = plan_budget(media.max_frames or 1, spec.max_tiles_per_frame, self.max_length, length_of,
+                           min_frames=spec.min_frames, sample_id=sample_id)
+        if plan.reduced:
+            log.warning("ivl3 template: sample %s reduced to fit max_length %s: %s",
+                        sample_id, self.max_length, plan.describe())
+        encoded = layout(len(plan.frame_indices), plan.tile_cap)
+        media.select(len(plan.frame_indices), plan.tile_cap)
+        slots = self._slots(encoded['input_ids'], media)
+        tiles = [media.tiles(s) for s in slots]
+
+        def new_tokens(i):
+            return [self.img_context_id] * (self.num_image_token * tiles[i].shape[0])
+
+        encoded['input_ids'], encoded['labels'], encoded['loss_scale'] = self._extend_tokens(
+            encoded['input_ids'], encoded['labels'], encoded.get('loss_scale'), [s.pos for s in slots], new_tokens)
+        if tiles:
+            import torch
+            encoded['pixel_values'] = torch.cat(tiles).to(self.model_info.torch_dtype)
+        return encoded
+
+    @staticmethod
+    def _slots(input_ids: List[int], media: SampleMedia):
+        """Placeholders in text order, each tied to its image or frame."""
+        images = findall(input_ids, IMAGE_SLOT)
+        frames = findall(input_ids, FRAME_SLOT)
+        return media.slots(images, frames)
+
+    # ---- model side: one template, both checkpoint formats --------------------------------
+    def _post_encode(self, model, inputs: Dict[str, Any]) -> Dict[str, Any]:
+        if hasattr(model, 'extract_feature'):  # remote-code InternVLChatModel
+            return InternvlTemplate._post_encode(self, model, inputs)
+        return InternvlhfTemplate._post_encode(self, model, inputs)
+
+
+def sample_ref(inputs) -> str:
+    """How log lines name a sample: its ``id`` if the row kept one, else its first video/image."""
+    sid = (inputs.extra_kwargs or {}).get('id') or (inputs.chat_template_kwargs or {}).get('id')
+    if sid:
+        return str(sid)
+    first = (inputs.videos or inputs.images or [None])[0]
+    if isinstance(first, (list, tuple)) and first:
+        first = f"{first[0]}"
+    return f"<no id column; media {first if isinstance(first, str) else type(first).__name__}>"
+
+
+def _timestamps(inputs):
+    """Per-video frame times: a file-path dataset keeps them among the extra columns, a dataset
+    registered by name in ``chat_template_kwargs`` (see :class:`Ivl3RowPreprocessor`)."""
+    ts = (inputs.extra_kwargs or {}).get('timestamps')
+    return ts if ts is not None else (inputs.chat_template_kwargs or {}).get('timestamps')
+
+
+def _fresh_copy(inputs):
+    import copy
+
+    trial = copy.copy(inputs)
+    trial.messages = copy.deepcopy(inputs.messages)
+    trial.images = list(inputs.images)
+    trial.videos = list(inputs.videos)
+    for k in ('image_idx', 'video_idx', 'audio_idx', 'ref_idx', 'bbox_idx'):
+        setattr(trial, k, 0)
+    return trial
+
+
+def _tokens_per_tile(config, tile_size: int) -> int:
+    """The model config's ``image_seq_length``, else (tile / patch)^2 x downsample^2 (256 for InternVL3)."""
+    seq = getattr(config, 'image_seq_length', None)
+    if seq:
+        return int(seq)
+    vision = getattr(config, 'vision_config', None)
+    patch = getattr(vision, 'patch_size', 14) if vision is not None else 14
+    patch = patch[0] if isinstance(patch, (list, tuple)) else patch
+    return tokens_per_tile(tile_size, patch, getattr(config, 'downsample_ratio', 0.5))
+
+
+KEPT_COLUMNS = ('id', 'timestamps')
+
+
+class Ivl3RowPreprocessor(MessagesPreprocessor):
+    """ms-swift keeps only its own columns; this moves ``id`` and ``timestamps`` into
+    ``chat_template_kwargs`` (a column it keeps) so the template can label frames with times and
+    name a sample in its log lines. Used for datasets registered by name (``hosts/swift/install.py``)."""
+
+    def preprocess(self, row: Dict[str, Any]) -> Optional[Dict[str, Any]]:
+        kept = {k: row.pop(k) for k in KEPT_COLUMNS if row.get(k) is not None}
+        row = super().preprocess(row)
+        if row is not None and kept:
+            row['chat_template_kwargs'] = {**(row.get('chat_template_kwargs') or {}), **kept}
+        return row
+
+
+def template_metas(spec: TemplateSpec) -> List:
+    """One swift template per spec; it serves both checkpoint formats (see docs/template.md)."""
+    return [Ivl3TemplateMeta(spec.name, template_cls=Ivl3VideoTemplate,
+                             default_system=spec.system or INTERNVL3_SYSTEM, ivl3_spec=spec)]

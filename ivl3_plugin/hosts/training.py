@@ -1,0 +1,84 @@
+"""Recipe + topology + host -> :class:`~ivl3_plugin.recipe.launch.Launch`: the one path every training launch takes.
+
+``ivl3 train`` and ``ivl3 demo`` both call :func:`training_launch`, so the demo runs its recipe
+exactly as a user's ``ivl3 train`` would: validated (the recipe, then the host's own checks),
+prepared (batch re-split for the GPUs used, paths resolved), then written by the host adapter.
+"""
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Any, Dict, List
+
+from ..recipe.config import Recipe, RecipeError, validate
+from ..recipe.launch import DATA_KEYS, TINY_MODEL, Launch, Topology, prepare
+from . import get_host
+
+PLACEHOLDER = re.compile(r"^<.*>$")  # shipped recipes name the model/dataset the user must give as <…>
+HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+
+# torchrun settings come from our flags and always win; the recipe's ENV block yields to the caller's env
+FORCED_ENV = ("NPROC_PER_NODE", "NNODES", "NODE_RANK", "MASTER_ADDR", "MASTER_PORT")
+
+
+def training_launch(recipe: Recipe, overrides: Dict[str, Any], topology: Topology, host: str = "swift",
+                    check: bool = True, build_tiny: bool = True) -> Launch:
+    """Validate, prepare and let host ``host`` write the launch of ``recipe`` (overrides already applied)."""
+    adapter = get_host(host)
+    if check:
+        problems = (validate(recipe, world_size=topology.world, check_batch=False) + input_problems(recipe)
+                    + adapter.validate(recipe))
+        if problems:
+            raise RecipeError("invalid recipe:\n  " + "\n  ".join(problems))
+    prepared, notes = prepare(recipe, topology, user_split="gradient_accumulation_steps" in overrides,
+                              build_tiny=build_tiny)
+    launch = adapter.training_launch(prepared, topology)
+    launch.notes[:0] = notes
+    return launch
+
+
+def _as_list(value) -> List[str]:
+    return [value] if isinstance(value, str) else [v for v in (value or []) if isinstance(v, str)]
+
+
+def input_problems(recipe: Recipe) -> List[str]:
+    """The model must be a local folder and every dataset a registered name or an existing file, so a run
+    fails here, in a second, naming the field, instead of minutes later inside the host (or on the hub)."""
+    from ..plugins import get_plugins
+
+    w, a, problems = recipe.where, recipe.args, []
+    model = a.get("model")
+    if isinstance(model, str) and model != TINY_MODEL:
+        path = Path(os.path.expandvars(os.path.expanduser(model)))
+        if PLACEHOLDER.match(model):
+            problems.append(f"{w}: field 'model': {model} is the recipe's placeholder: pass model=DIR (your "
+                            "InternVL3 checkpoint folder)")
+        elif not path.exists():
+            hint = (f"ivl3 trains a checkpoint folder you have: huggingface-cli download {model} --local-dir "
+                    f"models/{model.rsplit('/', 1)[-1]}, then model=models/{model.rsplit('/', 1)[-1]}"
+                    if HUB_ID.match(model) and not model.startswith((".", "/")) else
+                    f"no such folder (relative paths are from {Path.cwd()})")
+            problems.append(f"{w}: field 'model': {model!r} is not a local folder: {hint}")
+        elif not path.is_dir():
+            problems.append(f"{w}: field 'model': {model} is a file; give the checkpoint's folder")
+    datasets = get_plugins().datasets
+    for key in DATA_KEYS:
+        for entry in _as_list(a.get(key)):
+            name = entry.split("#", 1)[0]
+            base, _, split = name.rpartition("-")
+            if PLACEHOLDER.match(entry):
+                problems.append(f"{w}: field '{key}': {entry} is the recipe's placeholder: pass {key}=DIR/swift/"
+                                f"train.jsonl (written by `ivl3 convert … -o DIR`)")
+            elif not (name in datasets or (base in datasets and split in ("train", "val", "test"))
+                      or Path(os.path.expanduser(name)).exists()):
+                problems.append(f"{w}: field '{key}': {entry!r} is neither a registered dataset (known: "
+                                f"{', '.join(datasets.names()) or 'none'}) nor an existing file (relative paths are "
+                                f"from {Path.cwd()})")
+    return problems
+
+
+def launch_environment(launch: Launch, base=None) -> Dict[str, str]:
+    """The caller's environment plus the launch's (the recipe's ENV block yields to what the caller set)."""
+    base = dict(os.environ if base is None else base)
+    return {**base, **{k: v for k, v in launch.env.items() if k not in base or k in FORCED_ENV}}

@@ -1,0 +1,151 @@
+"""Predicted training time for one setup: a small cost model fitted to measured runs.
+
+The planner (``plan.py``) picks, among the settings that fit, the one this model says is fastest.
+It is deliberately simple, a few constants fitted to the runs in ``docs/benchmarks.md`` (one
+H100/H200, ms-swift 4.6, 16-frame samples of 4,435 tokens), and it only has to rank settings of
+one model on one GPU type correctly, not to predict absolute times elsewhere:
+
+* **GPU time per sample** = matmul FLOPs / (peak x ``MATMUL_EFF``) + element-wise time.  FLOPs
+  count what the GPU really does: the LLM's forward, its backward (weight gradients only when the
+  weights train), the forward again for each checkpointed layer, causal attention, the frozen ViT's
+  forward and the answer tokens' LM head.  Element-wise time (norms, RoPE, SwiGLU, LoRA's casts and
+  dropout, residuals) is taken proportional to the bytes each layer keeps for backward
+  (``memory.layer_activation_bytes``) over the memory bandwidth, times a fitted number of passes:
+  fewer when the layers are compiled (fused), more when eager.
+* **Host time per micro-batch** = a fitted cost per repeated layer (ViT + LLM: Python, autograd and
+  kernel launches; far less when compiled) + a fitted cost per sample (collation, copies).
+* A micro-batch takes the larger of the two: the host queues kernels while the GPU runs them, so a
+  small model at micro-batch 1 waits for the host and a larger micro-batch is nearly free; a large
+  model is GPU-bound and gains nothing from it.
+* Per optimizer step: the optimizer's pass over its states (full fine-tuning), the gradient
+  all-reduce between GPUs, and the ZeRO stage's own cost (``STAGE_FACTOR``, from
+  ``benchmarks/recipe_memory.py``'s step times: ZeRO-2 1.15x ZeRO-0 on one GPU, ZeRO-3 2.7-5x ZeRO-2
+  on four; CPU offload is slower again).  Stages where the layers are not compiled (ZeRO-2 and
+  ZeRO-3: see docs/recipes.md) are timed eager.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+from .arch import ModelArch
+from .memory import BF16, FP32, TrainSetup, layer_activation_bytes, trainable_params
+
+PEAK_TFLOPS = 989.0  # dense bf16, H100 / H200 SXM (the GPUs the constants were fitted on)
+BANDWIDTH = 3.35e12  # bytes/s, H100 SXM HBM3 (H200: 4.8e12; the fit absorbs the difference)
+BUS_BANDWIDTH = 300e9  # bytes/s, NCCL all-reduce bus bandwidth between GPUs of one host (measured 329-361)
+COMPILED_STAGES = (0, 1)  # ivl3_compile runs with no DeepSpeed and ZeRO-1 (recipe/config.py refuses ZeRO-3)
+STAGE_FACTOR = {0: 1.0, 1: 1.0, 2: 1.15, 3: 3.0}
+OFFLOAD_FACTOR = 2.0
+
+# Fitted (least squares on log samples/s) to the 14 runs of FIT_ROWS below (docs/benchmarks.md, "Planner").
+MATMUL_EFF = 0.42  # share of peak the model's matmuls reach (attention and small GEMMs included)
+PASSES = {True: 0.1, False: 9.6}  # element-wise passes over each saved byte: compiled, eager
+HOST_PER_LAYER = {True: 1.24e-3, False: 2.14e-3}  # host s per repeated layer per micro-batch: compiled, eager
+HOST_PER_SAMPLE = 0.079  # host s per sample in a micro-batch
+HOST_LORA_FACTOR = 2.36  # LoRA adds modules (A, B, dropout) to every linear: more host work per layer
+
+
+@dataclass(frozen=True)
+class StepTime:
+    """Predicted seconds; ``samples_per_s`` is for all GPUs together."""
+
+    gpu_s: float  # GPU time of one micro-batch
+    host_s: float  # host time of one micro-batch
+    micro_s: float  # one micro-batch: the larger of the two
+    step_s: float  # one optimizer step (all micro-batches, optimizer, communication)
+    samples_per_s: float
+    compiled: bool
+
+    @property
+    def bound(self) -> str:
+        return "GPU" if self.gpu_s >= self.host_s else "host"
+
+
+def flops_per_sample(arch: ModelArch, setup: TrainSetup) -> float:
+    """FLOPs the GPU does for one sample, recompute included."""
+    t, v = arch.text, arch.vision
+    tokens = setup.seq_len
+    n_llm = t.layers * sum(i * o for i, o in t.linear_shapes())
+    attn_fwd = 2.0 * tokens * tokens * t.q_width * t.layers  # QK^T and AV, causal
+    fwd = 2.0 * n_llm * tokens + attn_fwd
+    train_weights = setup.tuner == "full"
+    bwd = (4.0 if train_weights else 2.0) * n_llm * tokens + 2.0 * attn_fwd
+    recompute = fwd * setup.checkpointed(t.layers) / t.layers
+    head = 2.0 * t.vocab * t.hidden * min(setup.label_tokens + 1, tokens) * 3
+    patches = setup.frames * setup.tiles_per_frame * v.tokens_per_tile
+    n_vit = v.layers * (4 * v.hidden * v.hidden + 2 * v.hidden * v.ffn)
+    vit = 2.0 * n_vit * patches + 4.0 * v.layers * v.hidden * v.tokens_per_tile * patches
+    return fwd + bwd + recompute + head + vit
+
+
+def gpu_seconds_per_sample(arch: ModelArch, setup: TrainSetup, compiled: bool) -> float:
+    t = arch.text
+    matmul = flops_per_sample(arch, setup) / (PEAK_TFLOPS * 1e12 * MATMUL_EFF)
+    eager_setup = TrainSetup(**{**setup.__dict__, "compiled": False})
+    saved = layer_activation_bytes(arch, eager_setup, setup.zero > 0) * setup.seq_len * t.layers
+    # element-wise work of a recomputed layer: its forward again (about half of forward + backward)
+    redo = 1 + 0.5 * setup.checkpointed(t.layers) / t.layers
+    return matmul + PASSES[compiled] * saved * redo / BANDWIDTH
+
+
+def optimizer_seconds(arch: ModelArch, setup: TrainSetup) -> float:
+    """One optimizer step over this rank's share of the states (read and write weights, grads, 2 states)."""
+    p = trainable_params(arch, setup)
+    per = (BF16 * 3 + BF16 * 2) if setup.zero == 0 else (FP32 * 4 + BF16 * 2)
+    share = 1 if setup.zero == 0 else setup.world
+    return 2.0 * p * per / share / BANDWIDTH
+
+
+def comm_seconds(arch: ModelArch, setup: TrainSetup) -> float:
+    """Gradient all-reduce (ring: twice the bytes) once per optimizer step, between GPUs."""
+    if setup.world == 1:
+        return 0.0
+    grads = trainable_params(arch, setup) * (BF16 if setup.zero or setup.tuner == "full" else FP32)
+    return 2.0 * grads * (setup.world - 1) / setup.world / BUS_BANDWIDTH
+
+
+def compiles(setup: TrainSetup) -> bool:
+    """Whether a run of ``setup`` gets compiled layers (``ivl3_compile``)."""
+    return setup.zero in COMPILED_STAGES and not setup.offload
+
+
+def step_time(arch: ModelArch, setup: TrainSetup, grad_accum: int, compiled: Optional[bool] = None) -> StepTime:
+    """Predicted time of one optimizer step of ``setup`` with ``grad_accum`` micro-batches
+    (``compiled``: whether the layers are compiled; default: as the planner's recipes do)."""
+    compiled = compiles(setup) if compiled is None else compiled
+    stage = STAGE_FACTOR[setup.zero] * (OFFLOAD_FACTOR if setup.offload else 1.0)
+    gpu = gpu_seconds_per_sample(arch, setup, compiled) * setup.micro_batch * stage
+    layers = arch.text.layers + arch.vision.layers
+    lora = HOST_LORA_FACTOR if setup.tuner == "lora" else 1.0
+    host = HOST_PER_LAYER[compiled] * layers * lora * stage + HOST_PER_SAMPLE * setup.micro_batch
+    micro = max(gpu, host)
+    step = micro * grad_accum + optimizer_seconds(arch, setup) + comm_seconds(arch, setup)
+    samples = setup.micro_batch * grad_accum * setup.world
+    return StepTime(gpu_s=gpu, host_s=host, micro_s=micro, step_s=step, samples_per_s=samples / step,
+                    compiled=compiled)
+
+
+def _row(size, tuner, micro_batch, checkpoint_layers, compiled, samples_per_s, source):
+    return dict(size=size, tuner=tuner, micro_batch=micro_batch, checkpoint_layers=checkpoint_layers,
+                compiled=compiled, samples_per_s=samples_per_s, source=source)
+
+
+# The runs the constants above were fitted to: ms-swift 4.6 on one H200, 16-frame samples (4,435 tokens),
+# global batch 8, LoRA r8 (docs/benchmarks.md; "#18" = the issue's earlier measurements).
+FIT_ROWS = [
+    _row("8B", "lora", 1, 28, True, 2.22, "fourth session, ours1 compiled (2.25, 2.25) and #18 (2.20)"),
+    _row("8B", "lora", 1, 0, True, 2.90, "#18: compiled, checkpointing off"),
+    _row("8B", "lora", 2, 0, True, 2.89, "#18: compiled, checkpointing off, micro-batch 2"),
+    _row("8B", "lora", 1, 28, False, 1.61, "native, every session"),
+    _row("8B", "lora", 1, 0, False, 2.20, "#18: native without checkpointing"),
+    _row("8B", "lora", 2, 28, False, 1.64, "first session, ours 2 x 4"),
+    _row("1B", "lora", 1, 24, True, 4.52, "fourth session, ours1 compiled (4.41, 4.63)"),
+    _row("1B", "lora", 2, 24, True, 7.13, "fourth session, compiled micro-batch 2"),
+    _row("1B", "lora", 4, 0, True, 8.30, "#18: compiled, micro-batch 4, checkpointing off"),
+    _row("1B", "lora", 1, 24, False, 3.07, "native (2.80-3.38)"),
+    _row("1B", "lora", 4, 24, False, 7.14, "first session, ours 4 x 2"),
+    _row("1B", "full", 1, 24, True, 7.05, "fourth session, ours1 compiled (7.03, 7.08)"),
+    _row("1B", "full", 1, 24, False, 5.50, "native (4.85-5.98)"),
+    _row("1B", "full", 4, 24, False, 9.69, "first session, ours 4 x 2"),
+]

@@ -1,7 +1,0 @@
-"""File form of the ms-swift plugin: ``swift sft --external_plugins <path to this file>``.
-
-Works with every ms-swift version, with or without the import hook.
-"""
-from ivl3_plugin.hosts.swift import install
-
-install()
