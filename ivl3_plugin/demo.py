@@ -35,6 +35,32 @@ class DemoResult:
     losses: List[float]
     paths: Dict[str, str] = field(default_factory=dict)
     seconds: Dict[str, float] = field(default_factory=dict)
+    attributes: Dict[str, Dict[str, int]] = field(default_factory=dict)  # "before"/"after" -> counts
+
+
+def _pairs(predictions_file) -> List[tuple]:
+    from .metric.predictions import load_predictions
+
+    return [(p.id, p.prediction, p.references[0]) for p in load_predictions(predictions_file)]
+
+
+def attribute_counts(predictions_file) -> Dict[str, int]:
+    """Held-out videos whose colour, shape, direction (and all three) the predictions got right."""
+    from .demo_data.attributes import count_right
+
+    pairs = _pairs(predictions_file)
+    return {**count_right((p, r) for _, p, r in pairs), "distinct": len({p.strip() for _, p, _ in pairs})}
+
+
+def attribute_lines(predictions_file) -> Dict[str, str]:
+    """Per video id: which attributes the prediction got right, as the report shows it."""
+    from .demo_data.attributes import ATTRIBUTES, judge
+
+    out = {}
+    for vid, pred, ref in _pairs(predictions_file):
+        j = judge(pred, ref)
+        out[vid] = "  ".join(f"{a} {'right' if j[a] else 'WRONG'}" for a in ATTRIBUTES)
+    return out
 
 
 def offline_env() -> Dict[str, str]:
@@ -133,14 +159,26 @@ def run_demo(s: DemoSettings, log=print) -> DemoResult:
     clock = time.time()
     after_preds = predict(trained, val, s.out_dir / "predictions-after.jsonl")
     after = evaluate_predictions(after_preds)["corpus"]
-    report = write_report(after_preds, s.out_dir / "report.html", baseline=before_preds)
+    attributes = {"before": attribute_counts(before_preds), "after": attribute_counts(after_preds)}
+    before_lines = attribute_lines(before_preds)
+    extras = {vid: {"attributes": line, "baseline attributes": before_lines.get(vid, "")}
+              for vid, line in attribute_lines(after_preds).items()}
+    report = write_report(after_preds, s.out_dir / "report.html", baseline=before_preds, item_extras=extras,
+                          notes=[attribute_summary(attributes["after"], "trained"),
+                                 attribute_summary(attributes["before"], "untrained")])
     t["predict_after"] = time.time() - clock
     log(f"[5/5] trained model scored; report: {report}")
     return DemoResult(before, after, _losses(train_out), {
         "model": str(model_dir), "dataset": str(dataset), "checkpoint": str(trained),
         "predictions_before": str(before_preds), "predictions_after": str(after_preds),
         "report": str(report), "train_log": str(s.out_dir / "train.log"),
-    }, t)
+    }, t, attributes)
+
+
+def attribute_summary(counts: Dict[str, int], who: str) -> str:
+    n = counts["videos"]
+    return (f"{who} model on {n} held-out videos: colour right {counts['colour']}/{n}, shape {counts['shape']}/{n}, "
+            f"direction {counts['direction']}/{n}, all three {counts['all']}/{n}; {counts['distinct']} distinct predictions")
 
 
 def format_table(r: DemoResult) -> str:
@@ -148,6 +186,13 @@ def format_table(r: DemoResult) -> str:
     lines = [f"{'metric':<10}{'before':>10}{'after':>10}{'gain':>10}"]
     for k in keys:
         lines.append(f"{k:<10}{r.before.get(k, 0.0):>10.3f}{r.after[k]:>10.3f}{r.after[k] - r.before.get(k, 0.0):>+10.3f}")
+    if r.attributes:
+        b, a = r.attributes["before"], r.attributes["after"]
+        n = a["videos"]
+        lines.append(f"held-out videos described right, of {n} (combinations training never showed):")
+        for k, name in (("colour", "colour"), ("shape", "shape"), ("direction", "direction"), ("all", "all three"),
+                        ("distinct", "distinct")):
+            lines.append(f"{name:<10}{b[k]:>10}{a[k]:>10}" + ("   (different predictions)" if k == "distinct" else ""))
     if r.losses:
         lines.append(f"training loss: {r.losses[0]:.3f} -> {r.losses[-1]:.3f} ({len(r.losses)} logged points)")
     lines.append("seconds: " + ", ".join(f"{k} {v:.0f}" for k, v in r.seconds.items()))

@@ -53,6 +53,7 @@ def convert_demo_subset(demo_annotations: Path, tmp: Path, count: int, num_frame
     rows = [json.loads(line) for line in demo_annotations.read_text().splitlines() if line.strip()][:count]
     for row in rows:
         row["video"] = str((demo_annotations.parent / row["video"]).resolve())
+        row.pop("split", None)  # one split: the demo's held-out marks do not apply
     ann = tmp / "annotations.jsonl"
     ann.write_text("".join(json.dumps(row) + "\n" for row in rows))
     out = convert(ann, tmp / "converted", num_frames=num_frames, val_fraction=0.0)

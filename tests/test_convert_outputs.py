@@ -129,7 +129,7 @@ def test_empty_val_split_still_loads_in_every_format(tmp_path, demo_annotations)
 
     row = json.loads(demo_annotations.read_text().splitlines()[0])
     ann = tmp_path / "a.jsonl"
-    ann.write_text(json.dumps(dict(row, video=str(demo_annotations.parent / row["video"]))) + "\n")
+    ann.write_text(json.dumps(dict(row, video=str(demo_annotations.parent / row["video"]), split=None)) + "\n")
     out = run_convert(ann, tmp_path / "o", num_frames=2, cache_dir=tmp_path / "c", val_fraction=0.0).out_dir
     assert (out / "swift" / "val.jsonl").read_text() == "" and len(_jsonl(out / "swift" / "train.jsonl")) == 1
     dd = datasets.load_from_disk(str(out / "hf"))

@@ -207,3 +207,22 @@ def test_an_empty_train_split_is_a_warning(tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert "warning: the train split is empty: all 1 converted rows fell in val (--val-fraction 0.9)" in proc.stderr
     assert json.loads((tmp_path / "out" / "report.json").read_text())["warnings"]
+
+
+def test_a_split_column_beats_the_hash_and_a_bad_one_names_its_row(tmp_path):
+    v = _videos(tmp_path, 4)
+    hashed_val, hashed_train = _id_in("val", 0.5, "h-"), _id_in("train", 0.5, "h-")
+    ann = write_jsonl(tmp_path / "a.jsonl", [
+        {"id": hashed_val, "video": v[0], "summary": "kept for training", "split": "train"},
+        {"id": hashed_train, "video": v[1], "summary": "held out", "split": "Validation"},
+        {"id": "no-split", "video": v[2], "summary": "the hash decides", "split": ""},
+        {"id": "typo", "video": v[3], "summary": "x", "split": "tran"},
+    ])
+    proc = _cli(ann, "-o", tmp_path / "out", "--cache-dir", tmp_path / "cache", "-j", "0", "--num-frames", "2",
+                "--val-fraction", "0.5")
+    assert proc.returncode == 1, proc.stderr  # one row skipped
+    assert "a.jsonl:4" in proc.stderr and "'split' must be train or val" in proc.stderr and "'tran'" in proc.stderr
+    split = {s["id"]: s["split"] for s in _jsonl(tmp_path / "out" / "samples.jsonl")}
+    assert split == {hashed_val: "train", hashed_train: "val", "no-split": split_for_id("no-split", 0.5)}
+    assert [r["id"] for r in _jsonl(tmp_path / "out" / "swift" / "val.jsonl")] == \
+        [i for i in (hashed_train, "no-split") if split[i] == "val"]

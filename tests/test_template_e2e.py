@@ -19,8 +19,8 @@ def ivl3_home(tmp_path_factory, demo_annotations):
     home = tmp_path_factory.mktemp("ivl3home")
     rows = [l for l in demo_annotations.read_text().splitlines() if l.strip()][:6]
     ann = home / "ann.jsonl"
-    ann.write_text("".join(json.dumps(dict(json.loads(r), video=str(demo_annotations.parent / json.loads(r)["video"])))
-                           + "\n" for r in rows))
+    ann.write_text("".join(json.dumps(dict(json.loads(r), video=str(demo_annotations.parent / json.loads(r)["video"]),
+                                           split="train")) + "\n" for r in rows))
     convert(ann, home / "datasets" / "demo", num_frames=NUM_FRAMES, val_fraction=0.0)
     train = home / "datasets" / "demo" / "swift" / "train.jsonl"
     normal = [json.loads(l) for l in train.read_text().splitlines() if l.strip()]

@@ -192,7 +192,7 @@ def _assemble(items, plan_skips, results, instruction, val_fraction):
         samples.append({"id": it.id, "source": it.video or it.frames, "summary": it.summary,
                         "summaries": it.summaries or [it.summary], "frames": rec["frames"],
                         "timestamps": rec["timestamps"], "indices": rec["indices"], "fps": rec["fps"],
-                        "clip": _clip_json(it.clip), "split": split_for_id(it.id, val_fraction),
+                        "clip": _clip_json(it.clip), "split": it.row.split or split_for_id(it.id, val_fraction),
                         "source_file": it.row.file, "source_row": it.row.row, "instruction": instruction})
     skipped.sort(key=lambda s: (s["file"], s["row"]))
     return samples, skipped

@@ -36,6 +36,7 @@ class SourceRow:
     id: Optional[str] = None
     clip: Optional[Tuple[float, float]] = None
     frames_fps: Optional[float] = None  # rate of a frame list, when known
+    split: Optional[str] = None  # "train" / "val" when the table says; else the id's hash decides
     problem: Optional[str] = None  # set by a source that could not read the row
     extra: Dict[str, Any] = field(default_factory=dict)
 
@@ -159,7 +160,7 @@ TABLE_SUFFIXES = (".csv", ".tsv", ".json", ".jsonl")
 class AnnotationTable(DatasetSource):
     """CSV/TSV/JSON/JSONL rows naming a video file and its summary (keys configurable)."""
 
-    description = "csv/json/jsonl rows: video, summary, optional id, start, end"
+    description = "csv/json/jsonl rows: video, summary, optional id, start, end, split"
     video_keys = ("video", "video_path", "path", "file", "filename")
     summary_keys = ("summary", "caption", "text", "description")
 
@@ -209,9 +210,25 @@ class AnnotationTable(DatasetSource):
                 row.problem = f"clip start {start:g}s is negative"
             elif start is not None or end is not None:
                 row.clip = (start or 0.0, end if end is not None else float("inf"))
+            if not row.problem:
+                row.split, row.problem = _split(rec.get("split"))
             if not row.problem and row.video in (None, ""):
                 row.problem = f"no video path (looked for {vk or ' / '.join(self.video_keys)!r})"
             yield row
+
+
+SPLIT_NAMES = {"train": "train", "training": "train", "val": "val", "valid": "val", "validation": "val",
+               "test": "val", "dev": "val"}
+
+
+def _split(value) -> Tuple[Optional[str], Optional[str]]:
+    """A ``split`` cell -> ("train" | "val" | None, problem): a dataset's own split beats the hash."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None, None
+    name = SPLIT_NAMES.get(str(value).strip().lower())
+    if name is None:
+        return None, f"'split' must be train or val (or validation/test/dev), got {value!r}"
+    return name, None
 
 
 class GuideVideoData(DatasetSource):

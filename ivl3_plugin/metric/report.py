@@ -14,7 +14,7 @@ import io
 import json
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import List, Optional, Sequence, Union
+from typing import Dict, List, Optional, Sequence, Union
 
 from ..shared.atomic import check_writable_file, write_text_atomic
 from . import METRIC_NAME
@@ -106,7 +106,7 @@ def _cards(corpus: dict, cmp: Optional[dict]) -> str:
 
 
 def _item_html(idx: int, item: dict, base_item: Optional[dict], max_frames: int,
-               pair: Optional[dict] = None) -> str:
+               pair: Optional[dict] = None, extras: Optional[Dict[str, str]] = None) -> str:
     """One sample's card; ``pair`` holds both sides' scores on the common ids (the deltas)."""
     chips = []
     for k in item_keys(item["scores"]):
@@ -124,6 +124,8 @@ def _item_html(idx: int, item: dict, base_item: Optional[dict], max_frames: int,
     if base_item is not None:
         rows.append(f'<div class="label">baseline</div><div class="pred baseline">'
                     f'{_highlight(base_item["prediction"], base_item["references"])}</div>')
+    for label, text in (extras or {}).items():
+        rows.append(f'<div class="label">{html.escape(label)}</div><div class="extra">{html.escape(text)}</div>')
     return (f'<article class="item" data-idx="{idx}" data-id="{html.escape(item["id"])}">'
             f'<div class="head"><span class="id">{html.escape(item["id"])}</span>'
             f'<span class="chips">{"".join(chips)}</span></div>'
@@ -147,8 +149,13 @@ def script_json(value) -> str:
 
 
 def render_report(result: dict, baseline: Optional[dict] = None, title: str = "ivl3 summary report",
-                  max_frames: int = 6, comparison: Optional[dict] = None) -> str:
-    """The page; ``baseline`` is matched by id (:func:`~.compare.compare`, computed here unless given)."""
+                  max_frames: int = 6, comparison: Optional[dict] = None,
+                  item_extras: Optional[Dict[str, Dict[str, str]]] = None, notes: Sequence[str] = ()) -> str:
+    """The page; ``baseline`` is matched by id (:func:`~.compare.compare`, computed here unless given).
+
+    ``item_extras`` adds labelled lines to a sample's card (by id) and ``notes`` lines under the cards:
+    what a caller knows beyond the metric (the demo: which attributes each prediction got right).
+    """
     if baseline is not None and comparison is None:
         comparison = compare(result, baseline)
     base_by_id = {it["id"]: it for it in baseline["items"]} if baseline else {}
@@ -175,17 +182,17 @@ def render_report(result: dict, baseline: Optional[dict] = None, title: str = "i
                    f"({len(base_by_id)} samples, {comparison['common']} matched by id)")
     sub.append(datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"))
     warnings = comparison["warnings"] if comparison else []
-    notes = "".join(f'<div class="warning">warning: {html.escape(n)}</div>' for n in warnings)
-    notes += "".join(f"<div>{html.escape(n)}</div>" for n in result.get("notes", []))
-    body = "".join(_item_html(i, items[i], base_by_id.get(items[i]["id"]), max_frames, pairs.get(items[i]["id"]))
-                   for i in order)
+    page_notes = "".join(f'<div class="warning">warning: {html.escape(n)}</div>' for n in warnings)
+    page_notes += "".join(f"<div>{html.escape(n)}</div>" for n in [*result.get("notes", []), *notes])
+    body = "".join(_item_html(i, items[i], base_by_id.get(items[i]["id"]), max_frames, pairs.get(items[i]["id"]),
+                              (item_extras or {}).get(items[i]["id"])) for i in order)
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
 <title>{html.escape(title)}</title><style>{(ASSETS / "report.css").read_text()}</style></head>
 <body data-sort-key="{primary}" data-sort-dir="asc">
 <header><h1>{html.escape(title)}</h1><div class="sub">{" · ".join(sub)}</div></header>
 {_cards(result["corpus"], comparison)}
-<div class="notes">{notes}</div>
+<div class="notes">{page_notes}</div>
 <div class="controls"><span class="sub">sort:</span>{buttons}
 <input id="filter" type="search" placeholder="filter by id or text">
 <span class="sub legend"><span class="hit">word in a reference</span> <span class="miss">word in none</span></span></div>
@@ -198,7 +205,8 @@ def render_report(result: dict, baseline: Optional[dict] = None, title: str = "i
 
 def write_report(predictions: Source, out_html: Union[str, Path], baseline: Optional[Source] = None,
                  options: Optional[ScoreOptions] = None, title: str = "ivl3 summary report",
-                 max_frames: int = 6, metric: str = METRIC_NAME, comparison: Optional[dict] = None) -> Path:
+                 max_frames: int = 6, metric: str = METRIC_NAME, comparison: Optional[dict] = None,
+                 item_extras: Optional[Dict[str, Dict[str, str]]] = None, notes: Sequence[str] = ()) -> Path:
     """Score ``predictions`` (a file, a list of :class:`Prediction`, or ``evaluate_predictions`` output) with the
     registered metric ``metric`` and write the HTML page; ``baseline`` adds a before/after comparison matched by id
     (no common id: :class:`MetricError`; different id sets: both scored on the common ids, with a warning)."""
@@ -207,4 +215,4 @@ def write_report(predictions: Source, out_html: Union[str, Path], baseline: Opti
     base = _scored(baseline, options, metric) if baseline is not None else None
     if base is not None and comparison is None:
         comparison = compare(result, base, options, metric)
-    return write_text_atomic(out_html, render_report(result, base, title, max_frames, comparison))
+    return write_text_atomic(out_html, render_report(result, base, title, max_frames, comparison, item_extras, notes))

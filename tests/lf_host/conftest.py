@@ -34,7 +34,8 @@ def converted_lf(tmp_path_factory, demo_annotations):
     root = tmp_path_factory.mktemp("lfdata")
     rows = [json.loads(l) for l in demo_annotations.read_text().splitlines() if l.strip()][:8]
     ann = root / "ann.jsonl"
-    ann.write_text("".join(json.dumps({**r, "video": str(demo_annotations.parent / r["video"])}) + "\n" for r in rows))
+    ann.write_text("".join(json.dumps({**r, "video": str(demo_annotations.parent / r["video"]), "split": None}) + "\n"
+                           for r in rows))  # the hash splits them (--val-fraction), not the demo's marks
     out = root / "ds"
     proc = subprocess.run([sys.executable, "-m", "ivl3_plugin", "convert", str(ann), "-o", str(out), "--num-frames",
                            "2", "--val-fraction", "0.25", "--formats", "llamafactory", "--no-progress", "-j", "1",
