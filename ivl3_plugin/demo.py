@@ -189,7 +189,7 @@ def format_table(r: DemoResult) -> str:
     if r.attributes:
         b, a = r.attributes["before"], r.attributes["after"]
         n = a["videos"]
-        lines.append(f"held-out videos described right, of {n} (combinations training never showed):")
+        lines.append(f"held-out videos described right, of {n} (films training never showed):")
         for k, name in (("colour", "colour"), ("shape", "shape"), ("direction", "direction"), ("all", "all three"),
                         ("distinct", "distinct")):
             lines.append(f"{name:<10}{b[k]:>10}{a[k]:>10}" + ("   (different predictions)" if k == "distinct" else ""))

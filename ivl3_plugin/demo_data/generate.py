@@ -24,7 +24,7 @@ from .attributes import COLOURS, MOTIONS, SHAPES, summary_of
 SIZE = 96
 FRAMES = 24
 FPS = 8
-RADIUS = 0.17  # of the frame side
+RADIUS = 0.26  # of the frame side
 INSTANCES = 3  # films of each training combination
 UNSEEN = False  # True: held-out combinations have no training film at all
 # the held-out combinations: each colour, shape and direction appears, none is seen in training

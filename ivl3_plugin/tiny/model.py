@@ -7,6 +7,7 @@ ms-swift detects it as model_type ``internvl`` / template ``internvl_hf``.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from pathlib import Path
@@ -32,6 +33,7 @@ CHAT_TEMPLATE = (
     "{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
 )
 
+BUILD = 2  # 2: a sine-cosine ViT position table (the demo's held-out videos are read right)
 TINY = dict(vision_hidden=64, vision_layers=2, vision_heads=4, text_hidden=64, text_layers=2, text_heads=4, kv_heads=2)
 
 
@@ -43,8 +45,11 @@ def build_tiny_model(out_dir: os.PathLike, seed: int = 0, extra_text: Iterable[s
     """
     out = Path(out_dir)
     marker = out / "ivl3_tiny.json"
-    if marker.exists() and not overwrite:
-        return out
+    extra_text = list(extra_text)
+    recipe = {"seed": seed, "special_tokens": SPECIAL_TOKENS, "layout": TINY, "build": BUILD,
+              "text": hashlib.sha256("\n".join(extra_text).encode()).hexdigest()}
+    if marker.exists() and not overwrite and json.loads(marker.read_text()) == recipe:
+        return out  # the same build: reuse it (an older build or other words: built again)
     import torch
     from transformers import (
         GotOcr2ImageProcessorPil,
@@ -76,6 +81,9 @@ def build_tiny_model(out_dir: os.PathLike, seed: int = 0, extra_text: Iterable[s
     config.architectures = ["InternVLForConditionalGeneration"]
     torch.manual_seed(seed)
     model = InternVLForConditionalGeneration(config).to(torch.float32)
+    with torch.no_grad():  # transformers starts the ViT's position table at zero: no patch would know where it is
+        table = model.model.vision_tower.embeddings.position_embeddings
+        table[0, 1:] = sincos_2d(table.shape[-1], int(round((table.shape[1] - 1) ** 0.5))).to(table.dtype)
     model.generation_config.eos_token_id = config.text_config.eos_token_id
     model.generation_config.pad_token_id = tokenizer.pad_token_id
     model.save_pretrained(out)
@@ -98,8 +106,21 @@ def build_tiny_model(out_dir: os.PathLike, seed: int = 0, extra_text: Iterable[s
     )
     processor.save_pretrained(out)
     tokenizer.save_pretrained(out)
-    marker.write_text(json.dumps({"seed": seed, "special_tokens": SPECIAL_TOKENS, "layout": TINY}, indent=1))
+    marker.write_text(json.dumps(recipe, indent=1))
     return out
+
+
+def sincos_2d(width: int, side: int):
+    """The fixed 2-D sine-cosine position table of ViT/MAE (row and column halves), ``[side*side, width]``."""
+    import torch
+
+    def axis(dim: int, pos):
+        freq = 1.0 / 10000 ** (torch.arange(dim // 2, dtype=torch.float64) / (dim / 2))
+        angle = pos[:, None].double() * freq[None]
+        return torch.cat([angle.sin(), angle.cos()], dim=1)
+
+    rows, cols = torch.meshgrid(torch.arange(side), torch.arange(side), indexing="ij")
+    return torch.cat([axis(width // 2, rows.reshape(-1)), axis(width // 2, cols.reshape(-1))], dim=1).float()
 
 
 def default_tiny_model_dir() -> Path:
