@@ -46,7 +46,7 @@ def bad_run(tmp_path_factory):
     write_video(v / "vfr.mp4", numbered_frames(12), pts=VFR_PTS, time_base=Fraction(1, 8))
     copy_demo(4, v / "vidéo 猫 ü.mp4")
     (v / "folder.mp4").mkdir()
-    s = [r["summary"] for r in demo_rows(6)]
+    s = list(dict.fromkeys(r["summary"] for r in demo_rows()))[:6]  # six different sentences
     rows = [
         {"id": "good0", "video": "good0.mp4", "summary": s[0]},
         {"id": "zero", "video": "zero.mp4", "summary": "x"},

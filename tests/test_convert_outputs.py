@@ -9,15 +9,19 @@ import pytest
 from ivl3_plugin.convert import convert, split_for_id
 from ivl3_plugin.datasets import DatasetSpec
 from ivl3_plugin.shared.prompts import render_instruction
+from ivl3_plugin.demo_data.generate import HELD_OUT
 
 
 def _jsonl(p: Path):
     return [json.loads(l) for l in Path(p).read_text().splitlines()]
 
 
+HELD_OUT_IDS = {"_".join(combo) for combo in HELD_OUT}
+
+
 @pytest.fixture(scope="module")
 def demo_out(tmp_path_factory, demo_annotations):
-    """The demo's exact call (all 48 bundled videos), run once for the module."""
+    """The demo's exact call (all 153 bundled videos; their ``split`` column holds 9 out), run once for the module."""
     tmp = tmp_path_factory.mktemp("demo")
     import os
 
@@ -33,9 +37,9 @@ def test_demo_call_returns_the_dir_and_a_dataset_spec_reads_it(demo_out, demo_vi
     assert isinstance(demo_out, Path) and demo_out.is_dir()
     spec = DatasetSpec(path=demo_out)
     train, val = _jsonl(spec.split_file("train")), _jsonl(spec.split_file("val"))
-    assert len(train) + len(val) == len(demo_videos) == 48
+    assert len(train) + len(val) == len(demo_videos) == 153
     assert sorted(r["id"] for r in train + val) == sorted(i for i, _, _ in demo_videos)
-    assert len(val) >= 1 and len(train) >= 1
+    assert len(val) == 9 and len(train) == 144  # the annotation's own split, not --val-fraction
 
 
 def test_swift_row_contract(demo_out, demo_videos):
@@ -51,7 +55,7 @@ def test_swift_row_contract(demo_out, demo_videos):
             assert len(frames) == len(stamps) == 4
             assert all(Path(p).is_absolute() and Path(p).is_file() for p in frames)
             assert stamps == sorted(stamps) and all(isinstance(t, float) for t in stamps)
-            assert split_for_id(row["id"], 0.25) == split
+            assert split == ("val" if row["id"] in HELD_OUT_IDS else "train")
 
 
 def test_canonical_samples(demo_out, demo_videos):

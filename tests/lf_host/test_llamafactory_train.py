@@ -76,7 +76,7 @@ def test_ivl3_train_host_llamafactory_runs_the_shipped_cpu_recipe(tiny_model, co
     (home / "tiny-internvl3").symlink_to(tiny_model, target_is_directory=True)
     out = tmp_path / "out"
     argv = [sys.executable, "-m", "ivl3_plugin", "train", "tiny-cpu", "--host", "llamafactory",
-            "max_steps=2", "save_strategy=no", f"output_dir={out}"]
+            "max_steps=2", "logging_steps=1", "save_strategy=no", f"output_dir={out}"]
     proc = run(argv, {"IVL3_HOME": str(home)}, tmp_path)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-6000:]
     assert "ivl3_plugin.hosts.llamafactory.run" in proc.stderr  # the launch line ivl3 train prints
