@@ -75,6 +75,16 @@ def test_cpu_recipe_runs_as_one_process(capsys):
     assert flag(argv, "--model").endswith("tiny-internvl3")  # 'ivl3-tiny' resolved, not built in a dry run
 
 
+def test_a_registered_dataset_name_stays_a_name_beside_a_folder_of_that_name(capsys, tmp_path, monkeypatch):
+    """``make demo`` writes its output to ./ivl3-demo; training from there must still mean the dataset."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "ivl3-demo").mkdir()
+    (tmp_path / "mine.jsonl").write_text("{}\n")
+    _, argv, _ = dry(capsys, "tiny-cpu", "dataset=[ivl3-demo, ivl3-demo#20, mine.jsonl]")
+    i = argv.index("--dataset")
+    assert argv[i + 1:i + 4] == ["ivl3-demo", "ivl3-demo#20", str(tmp_path / "mine.jsonl")]
+
+
 def test_slurm_script_launches_every_node_with_its_rank(capsys):
     rc = main(["train", *with_inputs(["internvl3-78b-full"]), "--slurm", "--dry-run", "--sbatch-arg=--partition=gpu"])
     script = capsys.readouterr().out

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Dict, List
 
 from ..recipe.config import Recipe, RecipeError, validate
-from ..recipe.launch import DATA_KEYS, TINY_MODEL, Launch, Topology, prepare
+from ..recipe.launch import DATA_KEYS, TINY_MODEL, Launch, Topology, names_dataset, prepare
 from . import get_host
 
 PLACEHOLDER = re.compile(r"^<.*>$")  # shipped recipes name the model/dataset the user must give as <…>
@@ -25,6 +25,8 @@ FORCED_ENV = ("NPROC_PER_NODE", "NNODES", "NODE_RANK", "MASTER_ADDR", "MASTER_PO
 def training_launch(recipe: Recipe, overrides: Dict[str, Any], topology: Topology, host: str = "swift",
                     check: bool = True, build_tiny: bool = True) -> Launch:
     """Validate, prepare and let host ``host`` write the launch of ``recipe`` (overrides already applied)."""
+    from ..plugins import get_plugins
+
     adapter = get_host(host)
     if check:
         problems = (validate(recipe, world_size=topology.world, check_batch=False) + input_problems(recipe)
@@ -32,7 +34,7 @@ def training_launch(recipe: Recipe, overrides: Dict[str, Any], topology: Topolog
         if problems:
             raise RecipeError("invalid recipe:\n  " + "\n  ".join(problems))
     prepared, notes = prepare(recipe, topology, user_split="gradient_accumulation_steps" in overrides,
-                              build_tiny=build_tiny)
+                              build_tiny=build_tiny, dataset_names=get_plugins().datasets.names())
     launch = adapter.training_launch(prepared, topology)
     launch.notes[:0] = notes
     return launch
@@ -66,12 +68,10 @@ def input_problems(recipe: Recipe) -> List[str]:
     for key in DATA_KEYS:
         for entry in _as_list(a.get(key)):
             name = entry.split("#", 1)[0]
-            base, _, split = name.rpartition("-")
             if PLACEHOLDER.match(entry):
                 problems.append(f"{w}: field '{key}': {entry} is the recipe's placeholder: pass {key}=DIR/swift/"
                                 f"train.jsonl (written by `ivl3 convert … -o DIR`)")
-            elif not (name in datasets or (base in datasets and split in ("train", "val", "test"))
-                      or Path(os.path.expanduser(name)).exists()):
+            elif not (names_dataset(entry, datasets.names()) or Path(os.path.expanduser(name)).exists()):
                 problems.append(f"{w}: field '{key}': {entry!r} is neither a registered dataset (known: "
                                 f"{', '.join(datasets.names()) or 'none'}) nor an existing file (relative paths are "
                                 f"from {Path.cwd()})")

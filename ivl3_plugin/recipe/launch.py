@@ -12,7 +12,7 @@ import os
 import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, List, Optional, Tuple
+from typing import Collection, Dict, List, Optional, Tuple
 
 from .config import Recipe, RecipeError, fit_grad_accum, global_batch, load_recipe
 
@@ -108,10 +108,18 @@ def _absolute(value: str, always: bool) -> str:
     return str(path.resolve()) if always or path.exists() else value
 
 
-def resolve_paths(recipe: Recipe, build_tiny: bool) -> None:
+def names_dataset(entry: str, names: Collection[str]) -> bool:
+    """``entry`` (``NAME``, ``NAME#N``, ``NAME-train``...) names a registered dataset."""
+    name = entry.split("#", 1)[0]
+    base, _, split = name.rpartition("-")
+    return name in names or (base in names and split in ("train", "val", "test"))
+
+
+def resolve_paths(recipe: Recipe, build_tiny: bool, dataset_names: Collection[str] = ()) -> None:
     """``ivl3-tiny`` -> the built tiny model; paths expanded and made absolute, so the run's ``args.json``
     names them from anywhere (``ivl3 predict`` from another folder, ``swift infer`` later); a DeepSpeed
-    file next to the recipe."""
+    file next to the recipe. A registered dataset name stays a name even where a folder of that name
+    exists (``make demo`` writes ``./ivl3-demo``, the demo's output; ``./NAME`` means the folder)."""
     a = recipe.args
     if a.get("model") == TINY_MODEL:
         from ..tiny import default_tiny_model_dir, ensure_tiny_model
@@ -126,7 +134,8 @@ def resolve_paths(recipe: Recipe, build_tiny: bool) -> None:
         value = a.get(key)
         if isinstance(value, (str, list)):
             entries = [value] if isinstance(value, str) else value
-            a[key] = [_absolute(v, False) if isinstance(v, str) else v for v in entries]
+            a[key] = [_absolute(v, False) if isinstance(v, str) and not names_dataset(v, dataset_names) else v
+                      for v in entries]
     ds = recipe.args.get("deepspeed")
     if ds and recipe.path is not None and str(ds).endswith(".json") and not Path(str(ds)).is_absolute():
         a["deepspeed"] = str((recipe.path.parent / str(ds)).resolve())
@@ -141,7 +150,7 @@ def recipe_env(recipe: Recipe) -> Dict[str, str]:
 
 
 def prepare(recipe: Recipe, topology: Topology, user_split: bool = False,
-            build_tiny: bool = True) -> Tuple[Recipe, List[str]]:
+            build_tiny: bool = True, dataset_names: Collection[str] = ()) -> Tuple[Recipe, List[str]]:
     """A copy of ``recipe`` ready for any host on ``topology``, and notes for the user.
 
     A CPU recipe on several processes (``--gpus N`` = processes per node, ``--nodes``) trains with
@@ -151,5 +160,5 @@ def prepare(recipe: Recipe, topology: Topology, user_split: bool = False,
     if topology.world > 1 and recipe.meta.get("cpu"):
         notes.append(f"CPU recipe on {topology.world} processes ({topology.gpus_per_node} per node x "
                      f"{topology.nodes} node(s)): distributed over gloo")
-    resolve_paths(recipe, build_tiny)
+    resolve_paths(recipe, build_tiny, dataset_names)
     return recipe, notes
