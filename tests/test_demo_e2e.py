@@ -19,9 +19,9 @@ from swift_cli import swift_env
 @pytest.mark.e2e
 def test_demo_trains_and_beats_the_untrained_model(tmp_path, tiny_model):
     ivl3 = Path(sys.executable).parent / "ivl3"
-    out = tmp_path / "demo"
+    out = tmp_path / "ivl3-demo"  # the default --out, as `make demo` runs it: a folder named like the dataset
     (tmp_path / "tiny").symlink_to(tiny_model, target_is_directory=True)  # a relative --model-dir, as users type it
-    proc = subprocess.run([str(ivl3), "demo", "--out", str(out), "--model-dir", "tiny"],
+    proc = subprocess.run([str(ivl3), "demo", "--model-dir", "tiny"],
                           cwd=tmp_path, env=swift_env(IVL3_HOME=tmp_path / "home"), capture_output=True, text=True,
                           timeout=1500)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
