@@ -12,7 +12,7 @@ import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Tuple
 
 from .default_plugins.datasets import DEMO_DATASET, demo_dataset_dir
 
@@ -38,29 +38,19 @@ class DemoResult:
     attributes: Dict[str, Dict[str, int]] = field(default_factory=dict)  # "before"/"after" -> counts
 
 
-def _pairs(predictions_file) -> List[tuple]:
+def read_attributes(predictions_file) -> Tuple[Dict[str, int], Dict[str, str]]:
+    """One read of a predictions file: how many held-out videos got colour, shape, direction (and all
+    three) right, plus the distinct predictions; and per video id the line the report shows."""
+    from .demo_data.attributes import ATTRIBUTES, count_right, judge
     from .metric.predictions import load_predictions
 
-    return [(p.id, p.prediction, p.references[0]) for p in load_predictions(predictions_file)]
-
-
-def attribute_counts(predictions_file) -> Dict[str, int]:
-    """Held-out videos whose colour, shape, direction (and all three) the predictions got right."""
-    from .demo_data.attributes import count_right
-
-    pairs = _pairs(predictions_file)
-    return {**count_right((p, r) for _, p, r in pairs), "distinct": len({p.strip() for _, p, _ in pairs})}
-
-
-def attribute_lines(predictions_file) -> Dict[str, str]:
-    """Per video id: which attributes the prediction got right, as the report shows it."""
-    from .demo_data.attributes import ATTRIBUTES, judge
-
-    out = {}
-    for vid, pred, ref in _pairs(predictions_file):
+    pairs = [(p.id, p.prediction, p.references[0]) for p in load_predictions(predictions_file)]
+    counts = {**count_right((p, r) for _, p, r in pairs), "distinct": len({p.strip() for _, p, _ in pairs})}
+    lines = {}
+    for vid, pred, ref in pairs:
         j = judge(pred, ref)
-        out[vid] = "  ".join(f"{a} {'right' if j[a] else 'WRONG'}" for a in ATTRIBUTES)
-    return out
+        lines[vid] = "  ".join(f"{a} {'right' if j[a] else 'WRONG'}" for a in ATTRIBUTES)
+    return counts, lines
 
 
 def offline_env() -> Dict[str, str]:
@@ -159,10 +149,10 @@ def run_demo(s: DemoSettings, log=print) -> DemoResult:
     clock = time.time()
     after_preds = predict(trained, val, s.out_dir / "predictions-after.jsonl")
     after = evaluate_predictions(after_preds)["corpus"]
-    attributes = {"before": attribute_counts(before_preds), "after": attribute_counts(after_preds)}
-    before_lines = attribute_lines(before_preds)
+    (before_counts, before_lines), (after_counts, after_lines) = map(read_attributes, (before_preds, after_preds))
+    attributes = {"before": before_counts, "after": after_counts}
     extras = {vid: {"attributes": line, "baseline attributes": before_lines.get(vid, "")}
-              for vid, line in attribute_lines(after_preds).items()}
+              for vid, line in after_lines.items()}
     report = write_report(after_preds, s.out_dir / "report.html", baseline=before_preds, item_extras=extras,
                           notes=[attribute_summary(attributes["after"], "trained"),
                                  attribute_summary(attributes["before"], "untrained")])
