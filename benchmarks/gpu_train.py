@@ -185,7 +185,9 @@ def build_model(arch: str, out: Path, device: str) -> Path:
         text_config=dict(a["text"], model_type="qwen2", vocab_size=vocab, max_position_embeddings=32768,
                          bos_token_id=tok.convert_tokens_to_ids("<|endoftext|>"),
                          eos_token_id=tok.convert_tokens_to_ids("<|im_end|>")),
-        image_token_id=tok.convert_tokens_to_ids("<IMG_CONTEXT>"), image_seq_length=256, downsample_ratio=0.5)
+        image_token_id=tok.convert_tokens_to_ids("<IMG_CONTEXT>"), image_seq_length=256, downsample_ratio=0.5,
+        # transformers ties lm_head by the top-level flag (default True), not text_config's: 8B is untied
+        tie_word_embeddings=a["text"]["tie_word_embeddings"])
     config.architectures = ["InternVLForConditionalGeneration"]
     torch.manual_seed(0)
     dev = "cuda" if device == "cuda" else "cpu"
