@@ -109,4 +109,45 @@ def test_collated_pair_batch_keeps_every_frame(processor, pair_rows):
     pairs = len(pair_rows)
     assert batch["input_ids"].shape[0] == 2 * pairs  # chosen rows, then rejected rows
     assert int((batch["input_ids"] == ctx).sum()) == 2 * pairs * NUM_FRAMES * 256
-    assert batch["pixel_values"].shape[0] == 2 * pairs * NUM_FRAMES
+    assert batch["pixel_values"].shape[0] == pairs * NUM_FRAMES  # one set of frames per pair
+
+
+def test_vision_runs_once_per_pair_with_the_same_embeddings(processor, pair_rows, tiny_model):
+    """The collated pair batch carries the chosen pixels only; the forward hook's embeddings equal those of
+    running the vision tower on both halves (ms-swift's way), for the -hf model and a remote-format stand-in."""
+    import torch
+    from torch import nn
+    from transformers import InternVLForConditionalGeneration
+
+    from ivl3_plugin.hosts.swift.pairs import REPEAT_KEY
+
+    t = rlhf_template(processor)
+    encoded = [t.encode(copy.deepcopy(r)) for r in pair_rows]
+    batch = t.data_collator(copy.deepcopy(encoded))
+    assert batch[REPEAT_KEY] == 2 and batch["pixel_values"].shape[0] == len(pair_rows) * NUM_FRAMES
+    both = {k: v for k, v in batch.items() if k != REPEAT_KEY}
+    both["pixel_values"] = torch.cat([batch["pixel_values"]] * 2)  # what ms-swift's collator would send
+    hf = InternVLForConditionalGeneration.from_pretrained(str(tiny_model)).eval()
+    calls = []
+
+    class ChatFormat(nn.Module):  # what InternVLChatModel offers the template, features tied to each tile
+        def __init__(self):
+            super().__init__()
+            self.embed = nn.Embedding(len(t.tokenizer), 8)
+
+        def get_input_embeddings(self):
+            return self.embed
+
+        def extract_feature(self, pixel_values):
+            calls.append(pixel_values.shape[0])
+            return pixel_values.float().mean(dim=(1, 2, 3))[:, None, None].expand(-1, 256, 8)
+
+    with torch.no_grad():
+        for model in (hf, ChatFormat()):
+            shared = t._post_encode(model, dict(batch))["inputs_embeds"]
+            twice = t._post_encode(model, dict(both))["inputs_embeds"]
+            assert torch.allclose(shared, twice, atol=1e-5)
+    assert calls == [len(pair_rows) * NUM_FRAMES, 2 * len(pair_rows) * NUM_FRAMES]
+    broken = dict(batch, pixel_values=batch["pixel_values"][:-1])  # a tile missing: refused, never misplaced
+    with pytest.raises(Exception, match="no longer share their frames"):
+        t._post_encode(hf, broken)

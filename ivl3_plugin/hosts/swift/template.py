@@ -175,9 +175,21 @@ class Ivl3VideoTemplate(Ivl3PairEncoding, InternvlhfTemplate):
 
     # ---- model side: one template, both checkpoint formats --------------------------------
     def _post_encode(self, model, inputs: Dict[str, Any]) -> Dict[str, Any]:
+        shared = self._shared_pair_embeds(model, inputs)  # a preference batch: one vision pass per pair
+        if shared is not None:
+            return shared
         if hasattr(model, 'extract_feature'):  # remote-code InternVLChatModel
             return InternvlTemplate._post_encode(self, model, inputs)
         return InternvlhfTemplate._post_encode(self, model, inputs)
+
+    def _vision_features(self, model, pixel_values):
+        """(tiles, tokens per tile, hidden) features of the loaded format's vision tower + projector."""
+        if hasattr(model, 'extract_feature'):
+            return model.extract_feature(pixel_values)
+        features = model.model.get_image_features(
+            pixel_values, vision_feature_layer=self.config.vision_feature_layer,
+            vision_feature_select_strategy=self.config.vision_feature_select_strategy)
+        return getattr(features, 'pooler_output', features)
 
 
 def sample_ref(inputs) -> str:
