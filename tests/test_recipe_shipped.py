@@ -7,9 +7,10 @@ import pytest
 
 from ivl3_plugin.resources import recipes_dir
 from ivl3_plugin.recipe.catalog import OFFICIAL, all_recipes, render
+from ivl3_plugin.recipe.mpo import MPO_FULL_SIZES
 from ivl3_plugin.recipe.plan import PlanRequest, make_plan
 from ivl3_plugin.hosts.swift.launch import swift_argv
-from ivl3_plugin.recipe.config import load_recipe, template_args, validate
+from ivl3_plugin.recipe.config import load_recipe, recipe_stage, template_args, validate
 from ivl3_plugin.template.spec import TemplateSpec
 
 RECIPES = sorted(recipes_dir().glob("*.yaml"))
@@ -19,8 +20,32 @@ SIZES = ["1B", "2B", "8B", "9B", "14B", "38B", "78B"]
 def test_every_size_has_full_and_lora_and_the_tiny_cpu_recipe():
     names = {p.stem for p in RECIPES}
     for size in SIZES:
-        assert {f"internvl3-{size.lower()}-full", f"internvl3-{size.lower()}-lora"} <= names
-    assert "tiny-cpu" in names
+        assert {f"internvl3-{size.lower()}-full", f"internvl3-{size.lower()}-lora",
+                f"internvl3-{size.lower()}-mpo"} <= names
+    assert {"tiny-cpu", "tiny-cpu-mpo"} <= names
+    assert {p.stem for p in RECIPES if p.stem.endswith("-mpo-full")} == {
+        f"internvl3-{s.lower()}-mpo-full" for s in MPO_FULL_SIZES}
+
+
+@pytest.mark.parametrize("path", RECIPES, ids=lambda p: p.stem)
+def test_every_recipe_carries_its_stage(path):
+    r = load_recipe(path)
+    assert r.meta["stage"] == ("mpo" if "mpo" in path.stem else "sft") == recipe_stage(r.args)
+
+
+@pytest.mark.parametrize("path", [p for p in RECIPES if "mpo" in p.stem and p.stem != "tiny-cpu-mpo"],
+                         ids=lambda p: p.stem)
+def test_mpo_recipes_use_internvls_mpo_settings(path):
+    """InternVL's MPO script: sigmoid 0.8 + bco_pair 0.2 + rpo_alpha 1, beta 0.1, lr 5e-6 full; LoRA 1e-5."""
+    r = load_recipe(path)
+    a = r.args
+    assert (a["rlhf_type"], a["loss_type"], a["loss_weights"], a["rpo_alpha"], a["beta"]) == (
+        "dpo", ["sigmoid", "bco_pair"], [0.8, 0.2], 1.0, 0.1)
+    assert a["learning_rate"] == (5e-6 if a["tuner_type"] == "full" else 1e-5)
+    assert (a["warmup_ratio"], a["lr_scheduler_type"], a["weight_decay"]) == (0.03, "cosine", 0.05)
+    assert "ref_model" not in a  # LoRA: the base model is the reference; full: ms-swift loads a copy of `model`
+    assert "internvl2.0_mpo" in r.meta["source"]
+    assert a["dataset"][0].startswith("<your preference pairs")
 
 
 @pytest.mark.parametrize("path", RECIPES, ids=lambda p: p.stem)
@@ -36,9 +61,18 @@ def sft_parser():
     return HfArgumentParser([SftArguments])
 
 
+@pytest.fixture(scope="module")
+def rlhf_parser():
+    from swift.arguments import RLHFArguments
+    from transformers import HfArgumentParser
+
+    return HfArgumentParser([RLHFArguments])
+
+
 @pytest.mark.parametrize("path", RECIPES, ids=lambda p: p.stem)
-def test_swift_reads_the_file_and_its_parser_accepts_every_argument(path, sft_parser, monkeypatch):
-    """ms-swift's own config-file expansion, then its HfArgumentParser (types, choices, unknown keys).
+def test_swift_reads_the_file_and_its_parser_accepts_every_argument(path, sft_parser, rlhf_parser, monkeypatch):
+    """ms-swift's own config-file expansion, then its HfArgumentParser (types, choices, unknown keys):
+    ``SftArguments`` for ``swift sft`` recipes, ``RLHFArguments`` for the preference (``swift rlhf``) ones.
 
     Parsing into a namespace stops before ``SftArguments.__post_init__``, which would load the model.
     """
@@ -48,11 +82,15 @@ def test_swift_reads_the_file_and_its_parser_accepts_every_argument(path, sft_pa
     argv = [str(path)]
     parse_yaml_args(argv)
     assert argv == swift_argv(load_recipe(path).args)  # our launcher passes exactly what swift would
-    namespace, unknown = sft_parser.parse_known_args(argv)
-    assert unknown == []
     recipe = load_recipe(path)
+    parser = rlhf_parser if recipe_stage(recipe.args) == "mpo" else sft_parser
+    namespace, unknown = parser.parse_known_args(argv)
+    assert unknown == []
     assert namespace.template == "ivl3_video"
     assert namespace.tuner_type == recipe.args["tuner_type"]
+    if recipe_stage(recipe.args) == "mpo":  # InternVL's MPO losses, as ms-swift reads them
+        assert (namespace.rlhf_type, namespace.loss_type, namespace.loss_weights, namespace.rpo_alpha) == (
+            "dpo", ["sigmoid", "bco_pair"], [0.8, 0.2], 1.0)
     assert os.environ.get("IVL3_MAX_TILES_IMAGE") == recipe.args.get("ENV", {}).get("IVL3_MAX_TILES_IMAGE")
 
 
@@ -104,7 +142,8 @@ def test_planner_says_each_recipe_fits_the_gpus_it_assumes(path):
     zero = int(ds[4]) if ds else 0
     req = PlanRequest(model=m["model_size"], gpus_per_node=m["gpus_per_node"], nodes=m["nodes"],
                       gpu_memory_gib=m["gpu_memory_gb"], frames=m["frames"], tuner=a["tuner_type"],
-                      max_micro_batch=a["per_device_train_batch_size"], stages=[(zero, "offload" in (ds or ""))])
+                      max_micro_batch=a["per_device_train_batch_size"], stages=[(zero, "offload" in (ds or ""))],
+                      stage=m["stage"])
     plan = make_plan(req)
     assert plan.fits, plan.notes
     assert plan.micro_batch == a["per_device_train_batch_size"]
@@ -115,7 +154,7 @@ def test_layers_are_compiled_where_verified(path):
     """Regional compile (1.4x on one H200, docs/benchmarks.md) where it was checked to train: one GPU, DDP,
     ZeRO-1; not ZeRO-3 (refused) nor ZeRO-2 (not verified yet)."""
     a = load_recipe(path).args
-    verified = a.get("deepspeed") in (None, "zero1")
+    verified = a.get("deepspeed") in (None, "zero1") and recipe_stage(a) == "sft"  # not checked with swift rlhf
     assert ("ivl3_compile" in a.get("callbacks", [])) is verified
 
 

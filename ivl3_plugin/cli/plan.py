@@ -67,6 +67,9 @@ def add_parser(sub) -> None:
                    help=f"frames per video sample (1 tile of {TILE_TOKENS} tokens each; default {DEFAULT_NUM_FRAMES})")
     p.add_argument("--max-length", type=whole("--max-length"), default=16384)
     p.add_argument("--tuner", choices=["full", "lora"], help="default: full if it fits, else LoRA")
+    p.add_argument("--stage", choices=["sft", "mpo"], default="sft",
+                   help="sft (default) or mpo: preference pairs (swift rlhf, DPO with MPO's losses): two sequences "
+                        "per sample, a reference forward, and for full fine-tuning a frozen copy of the weights")
     p.add_argument("--global-batch", type=whole("--global-batch"), default=128)
     p.add_argument("--max-micro-batch", type=whole("--max-micro-batch"), default=None,
                    help="largest per-device batch to consider (default: up to the global batch / GPUs)")
@@ -89,6 +92,7 @@ def option_dict(o) -> dict:
 def plan_dict(plan, recipe: str, run_line: str) -> dict:
     return {
         "model": plan.arch.name, "params": plan.arch.params(), "recipe": recipe, "recipe_exact": plan.exact_recipe,
+        "stage": plan.request.stage,
         "tuner": plan.tuner, "zero": plan.zero, "offload": plan.offload, "deepspeed": plan.deepspeed, "fits": plan.fits,
         "gpus_per_node": plan.request.gpus_per_node, "nodes": plan.request.nodes,
         "per_device_train_batch_size": plan.micro_batch, "gradient_accumulation_steps": plan.grad_accum,
@@ -149,7 +153,8 @@ def run(args) -> int:
         req = PlanRequest(model=args.model, gpus_per_node=args.gpus, nodes=args.nodes, gpu_memory_gib=args.gpu_memory,
                           frames=args.frames, max_length=args.max_length, tuner=args.tuner,
                           global_batch=args.global_batch, max_micro_batch=args.max_micro_batch,
-                          text_tokens=args.text_tokens, checkpointing=ckpt, headroom=args.headroom, objective="fastest")
+                          text_tokens=args.text_tokens, checkpointing=ckpt, headroom=args.headroom, objective="fastest",
+                          stage=args.stage)
         plan = make_plan(req)
     except ValueError as exc:
         raise UserError(str(exc)) from None
@@ -166,6 +171,9 @@ def run(args) -> int:
     print()
     verdict = "fits" if plan.fits else "DOES NOT FIT"
     print(f"recipe:        {name}  ({verdict})")
+    if req.stage == "mpo":
+        print("stage:         mpo (pairs: chosen + rejected sequences, reference forward"
+              + (", frozen reference copy)" if plan.tuner == "full" else "; LoRA's reference is the base model)"))
     print(f"tuner:         {plan.tuner}" + (f" (rank {req.lora_rank}, {plan.memory.trainable_params / 1e6:.1f} M "
                                             "trainable)" if plan.tuner == "lora" else ""))
     print(f"deepspeed:     {plan.deepspeed or 'none (DDP / single GPU)'}")

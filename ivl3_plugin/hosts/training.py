@@ -11,7 +11,7 @@ import re
 from pathlib import Path
 from typing import Any, Dict, List
 
-from ..recipe.config import Recipe, RecipeError, validate
+from ..recipe.config import Recipe, RecipeError, recipe_stage, validate
 from ..recipe.launch import DATA_KEYS, TINY_MODEL, Launch, Topology, names_dataset, prepare
 from . import get_host
 
@@ -65,17 +65,38 @@ def input_problems(recipe: Recipe) -> List[str]:
         elif not path.is_dir():
             problems.append(f"{w}: field 'model': {model} is a file; give the checkpoint's folder")
     datasets = get_plugins().datasets
+    pairs = recipe_stage(a) == "mpo"
     for key in DATA_KEYS:
         for entry in _as_list(a.get(key)):
             name = entry.split("#", 1)[0]
             if PLACEHOLDER.match(entry):
-                problems.append(f"{w}: field '{key}': {entry} is the recipe's placeholder: pass {key}=DIR/swift/"
-                                f"train.jsonl (written by `ivl3 convert … -o DIR`)")
+                want = (f"{key}=PAIRS.jsonl (preference rows: messages, rejected_response, videos)" if pairs else
+                        f"{key}=DIR/swift/train.jsonl (written by `ivl3 convert … -o DIR`)")
+                problems.append(f"{w}: field '{key}': {entry} is the recipe's placeholder: pass {want}")
+            elif pairs and name.endswith(".jsonl") and Path(os.path.expanduser(name)).is_file():
+                problems += _pair_row_problems(w, key, Path(os.path.expanduser(name)))
             elif not (names_dataset(entry, datasets.names()) or Path(os.path.expanduser(name)).exists()):
                 problems.append(f"{w}: field '{key}': {entry!r} is neither a registered dataset (known: "
                                 f"{', '.join(datasets.names()) or 'none'}) nor an existing file (relative paths are "
                                 f"from {Path.cwd()})")
     return problems
+
+
+def _pair_row_problems(where: str, key: str, path: Path) -> List[str]:
+    """A preference recipe trains on pairs: the file's first row must have a rejected answer (checked in a
+    millisecond here, instead of a KeyError deep inside ``swift rlhf`` after the model has loaded)."""
+    import json
+
+    with path.open() as f:
+        first = next((line for line in f if line.strip()), None)
+    try:
+        row = json.loads(first) if first else {}
+    except ValueError:
+        return []  # not ours to parse: ms-swift reports its own format errors
+    if isinstance(row, dict) and not ({"rejected_response", "rejected_messages"} & row.keys()):
+        return [f"{where}: field '{key}': {path} has no 'rejected_response' in its first row: a preference (mpo) "
+                "recipe trains on pairs (messages with the chosen answer, rejected_response, videos)"]
+    return []
 
 
 def launch_environment(launch: Launch, base=None) -> Dict[str, str]:

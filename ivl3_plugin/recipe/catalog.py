@@ -27,6 +27,7 @@ from typing import Dict, List, Optional
 from ..shared.layout import DEFAULT_NUM_FRAMES
 from .compile import CALLBACK_NAME as COMPILE_CALLBACK
 from .config import Recipe, dump_recipe, recipe_name
+from .mpo import MPO_ARGS, MPO_FULL_SIZES, MPO_LR, OFFICIAL_MPO_URL, PAIRS_PLACEHOLDER
 from .plan import PlanRequest, default_stages, make_plan
 
 OFFICIAL_URL = ("https://github.com/OpenGVLab/InternVL/blob/main/internvl_chat/shell/internvl3.0/2nd_finetune/"
@@ -75,15 +76,18 @@ OFFLOAD = [("internvl3-14b-full-offload", "14B", "full", 1, 2), ("internvl3-38b-
            ("internvl3-78b-full-offload", "78B", "full", 16, 3), ("internvl3-78b-lora-offload", "78B", "lora", 4, 3)]
 
 
-def build(size: str, tuner: str, gpus: Optional[int] = None, offload_stage: Optional[int] = None) -> Recipe:
+def build(size: str, tuner: str, gpus: Optional[int] = None, offload_stage: Optional[int] = None,
+          stage: str = "sft") -> Recipe:
     off = OFFICIAL[size]
     gpus = gpus or (off.gpus if tuner == "full" else LORA_GPUS[size])
     per_node = min(gpus, 8)
     nodes = max(1, gpus // 8)
     stages = [(offload_stage, True)] if offload_stage else _stages(off.zero, gpus, tuner)
+    if stage == "mpo":  # no CPU offload for the preference recipes: their reference forward doubles its traffic
+        stages = [(z, o) for z, o in stages if not o]
     req = PlanRequest(model=size, gpus_per_node=per_node, nodes=nodes, gpu_memory_gib=GPU_MEMORY_GIB,
                       frames=FRAMES, max_length=MAX_LENGTH, tuner=tuner, global_batch=128,
-                      max_micro_batch=off.per_device, stages=stages)
+                      max_micro_batch=off.per_device, stages=stages, stage=stage)
     plan = make_plan(req)
     if not plan.fits:
         raise ValueError(f"{size} {tuner}: no setting fits {gpus} x {GPU_MEMORY_GIB} GiB: {plan.notes}")
@@ -107,6 +111,7 @@ def build(size: str, tuner: str, gpus: Optional[int] = None, offload_stage: Opti
         "dataset": [DATASET_PLACEHOLDER],
         "split_dataset_ratio": 0.0,
         "tuner_type": tuner,
+        **(MPO_ARGS if stage == "mpo" else {}),
         "freeze_vit": True,
         "freeze_aligner": tuner == "lora",
         "freeze_llm": False,
@@ -117,7 +122,7 @@ def build(size: str, tuner: str, gpus: Optional[int] = None, offload_stage: Opti
         "torch_dtype": "bfloat16",
         "per_device_train_batch_size": plan.micro_batch,
         "gradient_accumulation_steps": plan.grad_accum,
-        "learning_rate": off.lr if tuner == "full" else LORA_LR,
+        "learning_rate": MPO_LR[tuner] if stage == "mpo" else off.lr if tuner == "full" else LORA_LR,
         "weight_decay": 0.05,
         "warmup_ratio": 0.03,
         "lr_scheduler_type": "cosine",
@@ -127,13 +132,15 @@ def build(size: str, tuner: str, gpus: Optional[int] = None, offload_stage: Opti
     })
     if plan.deepspeed:
         args["deepspeed"] = plan.deepspeed
-    if plan.deepspeed in COMPILE_STAGES:
+    if plan.deepspeed in COMPILE_STAGES and stage == "sft":  # ivl3_compile is verified with swift sft only
         args["callbacks"] = [COMPILE_CALLBACK]
     args.update({
         "save_strategy": "steps", "save_steps": 200, "save_total_limit": 1, "logging_steps": 1,
         "eval_strategy": "no", "dataloader_num_workers": 4, "strict": True,
-        "output_dir": f"output/internvl3-{low}-{tuner}",
+        "output_dir": f"output/{recipe_name(size, tuner, stage)}",
     })
+    if stage == "mpo":
+        args["dataset"] = [PAIRS_PLACEHOLDER]
     meta = {
         "model_size": size, "tuner": tuner, "gpus_per_node": per_node, "nodes": nodes,
         "gpu_memory_gb": GPU_MEMORY_GIB, "frames": FRAMES, "global_batch": plan.global_batch,
@@ -141,7 +148,13 @@ def build(size: str, tuner: str, gpus: Optional[int] = None, offload_stage: Opti
         "InternVL LoRA settings (--use_llm_lora 16, frozen LLM/projector/ViT) + ms-swift LoRA lr 1e-4",
         "description": f"InternVL3-{size} {'full fine-tuning (LLM + projector)' if tuner == 'full' else 'LoRA r16'}"
                        f", planned peak {plan.memory.total / 2**30:.1f} GiB per GPU",
+        "stage": stage,
     }
+    if stage == "mpo":
+        meta["source"] = OFFICIAL_MPO_URL + (" (LoRA: lr 1e-5, see ivl3_plugin/recipe/mpo.py)" if tuner == "lora" else "")
+        kind = "full, frozen reference copy" if tuner == "full" else "LoRA r16, reference = base model"
+        meta["description"] = (f"InternVL3-{size} MPO preference training ({kind}), planned peak "
+                               f"{plan.memory.total / 2**30:.1f} GiB per GPU")
     if plan.offload:
         meta["host_memory_gb"] = int(round(plan.memory.host_offload * per_node / 2**30 + 0.5))
         meta["description"] += f", CPU offload: ~{meta['host_memory_gb']} GiB host memory per node"
@@ -153,13 +166,18 @@ def build(size: str, tuner: str, gpus: Optional[int] = None, offload_stage: Opti
 
 def header(recipe: Recipe) -> str:
     m = recipe.meta
-    name = recipe_name(m["model_size"], m["tuner"]) + ("-offload" if "host_memory_gb" in m else "")
-    lines = [f"InternVL3-{m['model_size']} {m['tuner']} fine-tuning for video summarisation (ivl3-plugin recipe).",
-             f"Run: ivl3 train {name}   (or: swift sft <this file>)",
+    stage = m.get("stage", "sft")
+    name = recipe_name(m["model_size"], m["tuner"], stage) + ("-offload" if "host_memory_gb" in m else "")
+    what = "MPO preference training" if stage == "mpo" else "fine-tuning"
+    lines = [f"InternVL3-{m['model_size']} {m['tuner']} {what} for video summarisation (ivl3-plugin recipe).",
+             f"Run: ivl3 train {name}{' dataset=PAIRS.jsonl' if stage == 'mpo' else ''}   "
+             f"(or: swift {'rlhf' if stage == 'mpo' else 'sft'} <this file>)",
              f"Assumes {m['gpus_per_node']} GPU(s) per node x {m['nodes']} node(s) of {m['gpu_memory_gb']} GiB, "
              f"{m['frames']} frames per video.",
              "Lines starting with '#@ivl3' are ivl3 metadata; ms-swift reads them as comments.",
              "Generated by: python -m ivl3_plugin.recipe.catalog recipes/"]
+    if stage == "mpo":
+        lines.append("MPO losses and lr: docs/preference-training.md and ivl3_plugin/recipe/mpo.py.")
     for d in getattr(recipe, "deviations", []):
         lines.append(f"Deviation from the official script: {d}.")
     return "\n".join(lines)
@@ -186,7 +204,8 @@ TINY_CPU = Recipe(None, {
     "eval_strategy": "no", "dataloader_num_workers": 0, "report_to": "none", "seed": 0, "strict": True,
     "output_dir": "output/tiny-cpu",
 }, {"model_size": "tiny", "tuner": "full", "gpus_per_node": 1, "nodes": 1, "cpu": True, "global_batch": 4, "frames": 2,
-    "description": "the tiny offline InternVL3 on CPU (tests and the demo); model 'ivl3-tiny' is built on first use"})
+    "description": "the tiny offline InternVL3 on CPU (tests and the demo); model 'ivl3-tiny' is built on first use",
+    "stage": "sft"})
 TINY_HEADER = ("Tiny InternVL3 on CPU: the same pipeline as the real recipes, in seconds per step.\n"
                "Run: ivl3 train tiny-cpu max_steps=6   ('ivl3-tiny' is resolved to $IVL3_HOME/tiny-internvl3,\n"
                "built on first use; with plain swift pass --model <dir of `ivl3 tiny-model`>).\n"
@@ -207,17 +226,33 @@ TINY_LORA_HEADER = ("Tiny InternVL3 on CPU, LoRA r8: the LoRA path of the real r
                     "Run: ivl3 train tiny-cpu-lora   ('ivl3-tiny' is built on first use; model=DIR trains your folder).")
 
 
+TINY_CPU_MPO = Recipe(None, {
+    **{k: v for k, v in TINY_CPU_LORA.args.items() if k != "output_dir"},
+    "dataset": [PAIRS_PLACEHOLDER], **MPO_ARGS, "learning_rate": 1.0e-3, "output_dir": "output/tiny-cpu-mpo",
+}, {**TINY_CPU_LORA.meta, "stage": "mpo",
+    "description": "the tiny offline InternVL3 on CPU, LoRA MPO (swift rlhf): the preference path in seconds (tests)"})
+TINY_MPO_HEADER = ("Tiny InternVL3 on CPU, LoRA r8 MPO: the preference-training path of the real -mpo recipes\n"
+                   "(swift rlhf --rlhf_type dpo, MPO's losses) in seconds per step. lr 1e-3: the tiny model needs it to\n"
+                   "move in 20 steps; the real recipes use InternVL's 5e-6 (full) / 1e-5 (LoRA).\n"
+                   "Run: ivl3 train tiny-cpu-mpo dataset=PAIRS.jsonl   ('ivl3-tiny' is built on first use).")
+
+
 def all_recipes() -> Dict[str, Recipe]:
     out = {recipe_name(size, tuner): build(size, tuner) for size in OFFICIAL for tuner in ("full", "lora")}
     for name, size, tuner, gpus, stage in OFFLOAD:
         out[name] = build(size, tuner, gpus, stage)
+    for size in OFFICIAL:
+        out[recipe_name(size, "lora", "mpo")] = build(size, "lora", stage="mpo")
+    for size in MPO_FULL_SIZES:
+        out[recipe_name(size, "full", "mpo")] = build(size, "full", stage="mpo")
     out["tiny-cpu"] = TINY_CPU
     out["tiny-cpu-lora"] = TINY_CPU_LORA
+    out["tiny-cpu-mpo"] = TINY_CPU_MPO
     return out
 
 
 def render(name: str, recipe: Recipe) -> str:
-    headers = {"tiny-cpu": TINY_HEADER, "tiny-cpu-lora": TINY_LORA_HEADER}
+    headers = {"tiny-cpu": TINY_HEADER, "tiny-cpu-lora": TINY_LORA_HEADER, "tiny-cpu-mpo": TINY_MPO_HEADER}
     return dump_recipe(recipe, headers[name] if name in headers else header(recipe))
 
 

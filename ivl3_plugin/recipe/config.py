@@ -32,7 +32,7 @@ TUNERS = ("full", "lora")
 META_FIELDS = {
     "model_size": str, "tuner": str, "gpus_per_node": int, "nodes": int, "gpu_memory_gb": (int, float),
     "frames": int, "global_batch": int, "source": str, "description": str, "cpu": bool,
-    "host_memory_gb": (int, float),
+    "host_memory_gb": (int, float), "stage": str,
 }
 
 
@@ -177,11 +177,26 @@ def validate(recipe: Recipe, world_size: Optional[int] = None, check_batch: bool
             errors.append(f"{w}: metadata field '{key}' is unknown (known: {', '.join(META_FIELDS)})")
         elif not isinstance(value, kind) or (isinstance(value, bool) and kind is not bool):
             errors.append(f"{w}: metadata field '{key}': expected {getattr(kind, '__name__', kind)}, got {value!r}")
+    errors += _stage_errors(recipe)
     if "tuner" in m and "tuner_type" in a and m["tuner"] != a["tuner_type"]:
         errors.append(f"{w}: metadata field 'tuner' ({m['tuner']!r}) disagrees with 'tuner_type' ({a['tuner_type']!r})")
     if not errors and check_batch:
         errors += batch_errors(recipe, world_size)
     return errors
+
+
+def _stage_errors(recipe: Recipe) -> List[str]:
+    """A preference (``mpo``) recipe runs ``swift rlhf --rlhf_type dpo``; its metadata stage must say so."""
+    w, a, m = recipe.where, recipe.args, recipe.meta
+    stage = m.get("stage")
+    if stage is None:
+        return []
+    if stage not in ("sft", "mpo"):
+        return [f"{w}: metadata field 'stage': expected 'sft' or 'mpo', got {stage!r}"]
+    if stage != recipe_stage(a):
+        return [f"{w}: metadata field 'stage' is {stage!r} but field 'rlhf_type' is {a.get('rlhf_type')!r} "
+                f"({'mpo needs rlhf_type: dpo' if stage == 'mpo' else 'sft recipes set no rlhf_type'})"]
+    return []
 
 
 def template_args(recipe_args: Dict[str, Any]) -> Dict[str, Any]:
@@ -275,9 +290,17 @@ def deepspeed_name(zero: int, offload: bool = False) -> Optional[str]:
     return f"zero{zero}" + ("_offload" if offload else "")
 
 
-def recipe_name(size: str, tuner: str) -> str:
-    """The shipped recipes' names: ``internvl3-8b-lora``."""
+def recipe_name(size: str, tuner: str, stage: str = "sft") -> str:
+    """The shipped recipes' names: ``internvl3-8b-lora``; preference training ``internvl3-8b-mpo`` (LoRA) and
+    ``internvl3-8b-mpo-full``."""
+    if stage == "mpo":
+        return f"internvl3-{size.lower()}-mpo" + ("-full" if tuner == "full" else "")
     return f"internvl3-{size.lower()}-{tuner}"
+
+
+def recipe_stage(recipe_args: Dict[str, Any]) -> str:
+    """``mpo`` for a preference recipe (``rlhf_type: dpo``, what ``swift rlhf`` runs), else ``sft``."""
+    return "mpo" if recipe_args.get("rlhf_type") == "dpo" else "sft"
 
 
 def grad_accum_for(global_batch_size: int, micro_batch: int, world: int) -> int:

@@ -10,6 +10,13 @@ state per layer; logits are computed only for the answer tokens
 (``use_logits_to_keep``, on by default with transformers 5); the frozen
 vision tower runs without storing activations.  ``benchmarks/recipe_memory.py``
 measures the same setups on GPUs and prints the ratio to these figures.
+
+``stage="mpo"`` is preference training (``swift rlhf --rlhf_type dpo``, MPO's losses): each sample
+is a pair, so the policy forward holds the activations and answer logits of two sequences (chosen
++ rejected; the vision tower still runs once per pair, docs/preference-training.md), then a
+reference forward without gradients over the same two sequences adds its logits on top; full
+fine-tuning keeps a second, frozen copy of the weights as the reference model (sharded only at
+ZeRO-3), LoRA's reference is the base model with its adapters switched off (no extra weights).
 """
 from __future__ import annotations
 
@@ -23,6 +30,7 @@ GIB = 1024 ** 3
 BF16 = 2
 FP32 = 4
 ZERO_STAGES = (0, 1, 2, 3)
+STAGES = ("sft", "mpo")  # supervised fine-tuning; preference pairs (DPO with MPO's losses)
 DS_REDUCE_BUCKET = 2e8  # elements: ms-swift's zero1/zero2.json reduce_bucket_size
 DS_SUB_GROUP = 1e9  # elements: ms-swift's zero3.json sub_group_size
 DS_Z3_REUSE = 1e9
@@ -51,10 +59,13 @@ class TrainSetup:
     lora_dropout: float = 0.05
     train_projector: bool = None  # default: True for full (official freeze_mlp False), False for LoRA
     train_vit: bool = False
+    stage: str = "sft"  # "mpo": pairs with a reference model (see the module docstring)
 
     def __post_init__(self):
         if self.tuner not in ("full", "lora"):
             raise ValueError(f"tuner: expected 'full' or 'lora', got {self.tuner!r}")
+        if self.stage not in STAGES:
+            raise ValueError(f"stage: expected one of {STAGES}, got {self.stage!r}")
         if self.zero not in ZERO_STAGES:
             raise ValueError(f"zero: expected one of {ZERO_STAGES}, got {self.zero!r}")
         if self.offload and self.zero < 2:
@@ -72,6 +83,16 @@ class TrainSetup:
         if self.checkpoint_layers is None:
             return layers if self.grad_checkpointing else 0
         return min(int(self.checkpoint_layers), layers)
+
+    @property
+    def sequences(self) -> int:
+        """Sequences the LLM runs per sample: 2 for a preference pair (chosen + rejected)."""
+        return 2 if self.stage == "mpo" else 1
+
+    @property
+    def has_reference_copy(self) -> bool:
+        """Full-parameter preference training keeps a frozen copy of the weights as the reference model."""
+        return self.stage == "mpo" and self.tuner == "full"
 
     @property
     def image_tokens(self) -> int:
@@ -100,6 +121,7 @@ class MemoryEstimate:
     trainable_params: int
     seq_len: int
     host_offload: float = 0.0  # CPU memory one rank's offloaded states take (multiply by GPUs per node)
+    reference: float = 0.0  # mpo: the frozen reference copy (full) and the reference forward's logits
     notes: Dict[str, str] = field(default_factory=dict)
 
     def gib(self) -> Dict[str, float]:
@@ -192,7 +214,7 @@ def estimate(arch: ModelArch, setup: TrainSetup) -> MemoryEstimate:
         shard = float("inf")  # offload_param: partitions live in CPU memory, only gathered modules on the GPU
 
     weights = (BF16 * (p["llm"] + p["projector"]) + adapter_bytes * p_adapter) / shard
-    tokens = setup.micro_batch * setup.seq_len
+    tokens = setup.micro_batch * setup.sequences * setup.seq_len
     vit_tokens = setup.micro_batch * setup.frames * setup.tiles_per_frame * v.tokens_per_tile
     # the frozen ViT's forward working set (one layer's) is freed before the LLM's forward begins, so it
     # competes with the LLM's activations for the peak instead of adding to them; its output features stay
@@ -235,9 +257,20 @@ def estimate(arch: ModelArch, setup: TrainSetup) -> MemoryEstimate:
     activations = stored_activations(arch, setup, layer, k, tokens)
     other = stored_activations(arch, setup, layer, other_k, tokens)
     # Logits for answer tokens only: bf16 logits, fp32 copy and log-softmax, fp32 gradients in backward.
-    logits = setup.micro_batch * min(setup.label_tokens + 1, setup.seq_len) * t.vocab * (BF16 + 3 * FP32)
+    answer_rows = setup.micro_batch * setup.sequences * min(setup.label_tokens + 1, setup.seq_len)
+    logits = answer_rows * t.vocab * (BF16 + 3 * FP32)
+    ref_logits = ref_weights = 0.0
+    if setup.stage == "mpo":
+        # the reference forward runs after the policy's, whose activations are still held: its answer
+        # logits (bf16 + the fp32 log-softmax), no gradients, no stored activations
+        ref_logits = answer_rows * t.vocab * (BF16 + FP32)
+        if setup.has_reference_copy:  # trl keeps a whole copy unless ZeRO-3 shards it like the policy
+            ref_weights = BF16 * sum(p.values()) / (n if setup.zero == 3 else 1)
+            notes["reference"] = "a frozen bf16 copy of the model as the reference"
+    reference = ref_logits + ref_weights
 
-    total = weights + vision + gradients + optimizer + buffers + max(activations + logits, step, vit_transient)
+    total = (weights + vision + gradients + optimizer + buffers + ref_weights
+             + max(activations + logits + ref_logits, step, vit_transient))
     host = 0.0
     if setup.offload:  # fp32 master + two states + fp32 gradients on the CPU; stage 3 also the bf16 weights
         host = 4 * FP32 * p_train / n + (BF16 * sum(p.values()) / n if setup.zero == 3 else 0.0)
@@ -245,5 +278,6 @@ def estimate(arch: ModelArch, setup: TrainSetup) -> MemoryEstimate:
         weights=float(weights), vision_tower=float(vision), gradients=float(gradients), optimizer=float(optimizer),
         activations=float(activations), activations_other=float(other), logits=float(logits),
         step_transient=float(step), buffers=float(buffers), total=float(total),
-        trainable_params=int(p_train), seq_len=setup.seq_len, host_offload=float(host), notes=notes,
+        trainable_params=int(p_train), seq_len=setup.seq_len, host_offload=float(host), reference=float(reference),
+        notes=notes,
     )

@@ -23,7 +23,7 @@ from typing import List, Optional, Sequence, Tuple, Union
 from ..shared.layout import DEFAULT_NUM_FRAMES, TILE_TOKENS
 from .arch import ModelArch, closest_size, matching_size, resolve_arch
 from .config import deepspeed_name, grad_accum_for, recipe_name
-from .memory import GIB, MemoryEstimate, TrainSetup, estimate
+from .memory import GIB, STAGES, MemoryEstimate, TrainSetup, estimate
 from .speed import StepTime, step_time
 
 DEFAULT_HEADROOM = 0.9  # share of GPU memory a plan may fill (allocator fragmentation, CUDA context)
@@ -52,6 +52,7 @@ class PlanRequest:
     headroom: float = DEFAULT_HEADROOM
     stages: Optional[Sequence[Stage]] = None  # None: default order for the tuner and GPU count
     objective: str = "largest-batch"  # or "fastest"
+    stage: str = "sft"  # "mpo": preference pairs with a reference model (memory.py)
 
     @property
     def world(self) -> int:
@@ -127,7 +128,7 @@ class Plan:
     def recipe_name(self) -> str:
         """The shipped recipe for this size and tuner (for a model folder of another architecture: the
         closest size's, which ``exact_recipe`` says)."""
-        return recipe_name(self.size, self.tuner)
+        return recipe_name(self.size, self.tuner, self.request.stage)
 
     @property
     def exact_recipe(self) -> bool:
@@ -193,7 +194,7 @@ def setup_for(req: PlanRequest, tuner: str, zero: int, offload: bool, micro_batc
                       frames=req.frames, text_tokens=req.text_tokens, label_tokens=req.label_tokens,
                       max_length=req.max_length, grad_checkpointing=checkpoint_layers != 0,
                       checkpoint_layers=checkpoint_layers, lora_rank=req.lora_rank, lora_dropout=req.lora_dropout,
-                      compiled=zero in (0, 1) and not offload)
+                      compiled=zero in (0, 1) and not offload and req.stage == "sft", stage=req.stage)
 
 
 def check_request(req: PlanRequest) -> None:
@@ -210,6 +211,8 @@ def check_request(req: PlanRequest) -> None:
         raise ValueError(f"headroom: the share of GPU memory a plan may use, in (0, 1], got {req.headroom!r}")
     if req.objective not in OBJECTIVES:
         raise ValueError(f"objective: expected one of {OBJECTIVES}, got {req.objective!r}")
+    if req.stage not in STAGES:
+        raise ValueError(f"stage: expected one of {STAGES}, got {req.stage!r}")
     c = req.checkpointing
     if not (c in ("auto", "all", "none", None, True, False) or (isinstance(c, int) and c >= 0)):
         raise ValueError(f"checkpointing: expected auto, all, none or a number of layers >= 0, got {c!r}")
@@ -341,12 +344,15 @@ def plan_from(arch: ModelArch, req: PlanRequest, o: Option, fits: bool) -> Plan:
 def breakdown_rows(mem: MemoryEstimate) -> List[Tuple[str, float]]:
     """(label, GiB) lines for printing, in the order memory is usually spent."""
     g = mem.gib()
-    return [("weights (LLM + projector)", g["weights"]), ("vision tower", g["vision_tower"]),
+    rows = [("weights (LLM + projector)", g["weights"]), ("vision tower", g["vision_tower"]),
             ("gradients", g["gradients"]), ("optimizer states", g["optimizer"]),
             ("activations (as planned)", g["activations"]), ("activations (checkpointing flipped)",
                                                              g["activations_other"]),
-            ("logits (answer tokens)", g["logits"]), ("optimizer step transient", g["step_transient"]),
-            ("comm buffers / gathered params", g["buffers"]), ("predicted peak", g["total"])]
+            ("logits (answer tokens)", g["logits"])]
+    if mem.reference:
+        rows.append(("reference model (copy + its logits)", g["reference"]))
+    return rows + [("optimizer step transient", g["step_transient"]),
+                   ("comm buffers / gathered params", g["buffers"]), ("predicted peak", g["total"])]
 
 
 def with_request(plan: Plan, **changes) -> Plan:

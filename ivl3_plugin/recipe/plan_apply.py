@@ -14,7 +14,7 @@ from typing import Any, Dict, List
 
 from .callback_args import set_callback_args
 from .compile import CALLBACK_NAME as COMPILE_CALLBACK, RECOMPUTE_CALLBACK
-from .config import Recipe, RecipeError, global_batch
+from .config import Recipe, RecipeError, global_batch, recipe_stage
 from .plan import Plan, PlanRequest, make_plan
 
 PLANNED_KEYS = ("per_device_train_batch_size", "gradient_accumulation_steps", "deepspeed", "gradient_checkpointing",
@@ -34,6 +34,9 @@ def plan_request_for(recipe: Recipe, gpus_per_node: int, nodes: int, gpu_memory_
                               "metadata field 'model_size'")
         model = str(m["model_size"])
     tuner = a.get("tuner_type")
+    if a.get("rlhf_type") not in (None, "dpo"):
+        raise RecipeError(f"{recipe.where}: --plan plans supervised and DPO/MPO training, field 'rlhf_type' is "
+                          f"{a['rlhf_type']!r}")
     if tuner not in ("full", "lora"):
         raise RecipeError(f"{recipe.where}: --plan plans full or LoRA fine-tuning, field 'tuner_type' is {tuner!r}")
     return PlanRequest(model=model, gpus_per_node=gpus_per_node, nodes=nodes, gpu_memory_gib=gpu_memory_gib,
@@ -41,7 +44,7 @@ def plan_request_for(recipe: Recipe, gpus_per_node: int, nodes: int, gpu_memory_
                        global_batch=int(m.get("global_batch") or global_batch(a, gpus_per_node * nodes)),
                        max_micro_batch=None, lora_rank=int(a.get("lora_rank") or 16),
                        lora_dropout=float(a.get("lora_dropout", 0.05) or 0.0), checkpointing="auto",
-                       headroom=headroom, objective="fastest")
+                       headroom=headroom, objective="fastest", stage=recipe_stage(a))
 
 
 def plan_for_recipe(recipe: Recipe, gpus_per_node: int, nodes: int, gpu_memory_gib: float) -> Plan:

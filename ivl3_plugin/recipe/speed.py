@@ -44,6 +44,9 @@ PASSES = {True: 0.1, False: 9.6}  # element-wise passes over each saved byte: co
 HOST_PER_LAYER = {True: 1.24e-3, False: 2.14e-3}  # host s per repeated layer per micro-batch: compiled, eager
 HOST_PER_SAMPLE = 0.079  # host s per sample in a micro-batch
 HOST_LORA_FACTOR = 2.36  # LoRA adds modules (A, B, dropout) to every linear: more host work per layer
+# Not fitted (no MPO run in FIT_ROWS yet): a preference step adds the reference model's forward, about a third
+# of a forward + backward's kernel launches; chosen and rejected share one batch, so they add no launches
+REFERENCE_HOST = {"mpo": 4 / 3}
 
 
 @dataclass(frozen=True)
@@ -76,14 +79,18 @@ def flops_per_sample(arch: ModelArch, setup: TrainSetup) -> float:
     patches = setup.frames * setup.tiles_per_frame * v.tokens_per_tile
     n_vit = v.layers * (4 * v.hidden * v.hidden + 2 * v.hidden * v.ffn)
     vit = 2.0 * n_vit * patches + 4.0 * v.layers * v.hidden * v.tokens_per_tile * patches
-    return fwd + bwd + recompute + head + vit
+    seqs = setup.sequences  # a preference pair: the LLM runs chosen and rejected, the ViT once per forward
+    total = seqs * (fwd + bwd + recompute + head) + vit
+    if setup.stage == "mpo":  # the reference forward: both sequences again, no backward, no recompute
+        total += seqs * (fwd + head / 3) + vit
+    return total
 
 
 def gpu_seconds_per_sample(arch: ModelArch, setup: TrainSetup, compiled: bool) -> float:
     t = arch.text
     matmul = flops_per_sample(arch, setup) / (PEAK_TFLOPS * 1e12 * MATMUL_EFF)
     eager_setup = TrainSetup(**{**setup.__dict__, "compiled": False})
-    saved = layer_activation_bytes(arch, eager_setup, setup.zero > 0) * setup.seq_len * t.layers
+    saved = layer_activation_bytes(arch, eager_setup, setup.zero > 0) * setup.seq_len * setup.sequences * t.layers
     # element-wise work of a recomputed layer: its forward again (about half of forward + backward)
     redo = 1 + 0.5 * setup.checkpointed(t.layers) / t.layers
     return matmul + PASSES[compiled] * saved * redo / BANDWIDTH
@@ -107,7 +114,8 @@ def comm_seconds(arch: ModelArch, setup: TrainSetup) -> float:
 
 def compiles(setup: TrainSetup) -> bool:
     """Whether a run of ``setup`` gets compiled layers (``ivl3_compile``)."""
-    return setup.zero in COMPILED_STAGES and not setup.offload
+    # preference training (swift rlhf) runs eager: ivl3_compile is verified with swift sft only
+    return setup.zero in COMPILED_STAGES and not setup.offload and setup.stage == "sft"
 
 
 def step_time(arch: ModelArch, setup: TrainSetup, grad_accum: int, compiled: Optional[bool] = None) -> StepTime:
@@ -118,7 +126,8 @@ def step_time(arch: ModelArch, setup: TrainSetup, grad_accum: int, compiled: Opt
     gpu = gpu_seconds_per_sample(arch, setup, compiled) * setup.micro_batch * stage
     layers = arch.text.layers + arch.vision.layers
     lora = HOST_LORA_FACTOR if setup.tuner == "lora" else 1.0
-    host = HOST_PER_LAYER[compiled] * layers * lora * stage + HOST_PER_SAMPLE * setup.micro_batch
+    host = HOST_PER_LAYER[compiled] * layers * lora * stage * REFERENCE_HOST.get(setup.stage, 1.0) \
+        + HOST_PER_SAMPLE * setup.micro_batch
     micro = max(gpu, host)
     step = micro * grad_accum + optimizer_seconds(arch, setup) + comm_seconds(arch, setup)
     samples = setup.micro_batch * grad_accum * setup.world

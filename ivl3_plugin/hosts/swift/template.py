@@ -28,6 +28,7 @@ from ...shared.layout import tokens_per_tile
 from ...template.errors import BudgetError, TemplateInputError
 from ...template.media import SampleMedia
 from ...template.spec import INTERNVL3_SYSTEM, TemplateSpec
+from .pairs import Ivl3PairEncoding
 
 log = logging.getLogger("ivl3_plugin.template")
 
@@ -50,8 +51,9 @@ class Ivl3TemplateMeta(ChatmlTemplateMeta):
     ivl3_spec: Optional[TemplateSpec] = None
 
 
-class Ivl3VideoTemplate(InternvlhfTemplate):
-    """InternVL3 video-summary template for ``internvl_chat`` and ``internvl`` (-hf) checkpoints."""
+class Ivl3VideoTemplate(Ivl3PairEncoding, InternvlhfTemplate):
+    """InternVL3 video-summary template for ``internvl_chat`` and ``internvl`` (-hf) checkpoints
+    (preference pairs for ``swift rlhf``: :mod:`.pairs`)."""
 
     placeholder_tokens = ['<IMG_CONTEXT>']
     support_padding_free = True
@@ -83,11 +85,16 @@ class Ivl3VideoTemplate(InternvlhfTemplate):
         trial.ivl3_media = media
         return Template._encode(self, trial)
 
-    # ---- encode --------------------------------------------------------------------------
+    # ---- encode ----------------------------------------------------------------------------
     def _encode(self, inputs) -> Dict[str, Any]:
+        return self._guarded(inputs, lambda sid: self._encode_sides([inputs], sid))[0]
+
+    def _guarded(self, inputs, encode):
+        """Run ``encode(sample_id)``; a budget overflow or bad input stops the run naming the sample
+        (or is a logged skip with ``on_overflow=skip``), never ms-swift's silent resampling."""
         sample_id = sample_ref(inputs)
         try:
-            return self._encode_sample(inputs, sample_id)
+            return encode(sample_id)
         except BudgetError as exc:
             if self.spec.on_overflow == 'skip':
                 log.warning("ivl3 template: SKIPPED sample %s (on_overflow=skip): %s", sample_id, exc)
@@ -100,23 +107,33 @@ class Ivl3VideoTemplate(InternvlhfTemplate):
             log.error("ivl3 template: %s", exc)
             raise Ivl3FatalSampleError(str(exc)) from exc
 
-    def _encode_sample(self, inputs, sample_id: str) -> Dict[str, Any]:
-        spec = self.spec
-        media = SampleMedia.build(inputs.images, inputs.videos, _timestamps(inputs), spec, sample_id,
+    def _encode_sides(self, sides: List[Any], sample_id: str) -> List[Dict[str, Any]]:
+        """Encode conversations that share one set of media: one (SFT), or chosen + rejected (RLHF).
+
+        The frames are read and tiled once (one :class:`SampleMedia`), and one budget plan serves every
+        side: the frames and tiles that make the *longest* side fit ``max_length``, so each side sees
+        the same frames and none is cut differently."""
+        spec, first = self.spec, sides[0]
+        media = SampleMedia.build(first.images, first.videos, _timestamps(first), spec, sample_id,
                                   self.model_info.torch_dtype)
-        media.prepare_messages(inputs.messages)
+        for side in sides:
+            media.prepare_messages(side.messages)
         layouts: Dict[tuple, Dict[str, Any]] = {}
 
-        def layout(keep: int, cap: int) -> Dict[str, Any]:
-            if (keep, cap) not in layouts:
-                media.select(keep, cap)
-                layouts[(keep, cap)] = self._text_layout(inputs, media)
-            return layouts[(keep, cap)]
+        def layout(i: int, keep: int, cap: int) -> Dict[str, Any]:
+            media.select(keep, cap)  # also when cached: the slots read below follow the selection
+            if (i, keep, cap) not in layouts:
+                layouts[(i, keep, cap)] = self._text_layout(sides[i], media)
+            return layouts[(i, keep, cap)]
 
         def length_of(indices, cap) -> int:
-            enc = layout(len(indices), cap)
-            slots = self._slots(enc['input_ids'], media)
-            return len(enc['input_ids']) - len(slots) + sum(self.num_image_token * media.num_tiles(s) for s in slots)
+            lengths = []
+            for i in range(len(sides)):
+                enc = layout(i, len(indices), cap)
+                slots = self._slots(enc['input_ids'], media)
+                lengths.append(len(enc['input_ids']) - len(slots)
+                               + sum(self.num_image_token * media.num_tiles(s) for s in slots))
+            return max(lengths)
 
         from ...template.budget import plan_budget
 
@@ -125,20 +142,29 @@ class Ivl3VideoTemplate(InternvlhfTemplate):
         if plan.reduced:
             log.warning("ivl3 template: sample %s reduced to fit max_length %s: %s",
                         sample_id, self.max_length, plan.describe())
-        encoded = layout(len(plan.frame_indices), plan.tile_cap)
-        media.select(len(plan.frame_indices), plan.tile_cap)
-        slots = self._slots(encoded['input_ids'], media)
-        tiles = [media.tiles(s) for s in slots]
+        keep = len(plan.frame_indices)
+        media.select(keep, plan.tile_cap)
+        pixel_values = None
+        out = []
+        for i in range(len(sides)):
+            encoded = dict(layout(i, keep, plan.tile_cap))
+            slots = self._slots(encoded['input_ids'], media)
+            tiles = [media.tiles(s) for s in slots]  # cached in `media`: read and tiled once for all sides
 
-        def new_tokens(i):
-            return [self.img_context_id] * (self.num_image_token * tiles[i].shape[0])
+            def new_tokens(j, tiles=tiles):
+                return [self.img_context_id] * (self.num_image_token * tiles[j].shape[0])
 
-        encoded['input_ids'], encoded['labels'], encoded['loss_scale'] = self._extend_tokens(
-            encoded['input_ids'], encoded['labels'], encoded.get('loss_scale'), [s.pos for s in slots], new_tokens)
-        if tiles:
-            import torch
-            encoded['pixel_values'] = torch.cat(tiles).to(self.model_info.torch_dtype)
-        return encoded
+            encoded['input_ids'], encoded['labels'], encoded['loss_scale'] = self._extend_tokens(
+                encoded['input_ids'], encoded['labels'], encoded.get('loss_scale'), [s.pos for s in slots],
+                new_tokens)
+            if tiles:
+                if pixel_values is None:
+                    import torch
+
+                    pixel_values = torch.cat(tiles).to(self.model_info.torch_dtype)
+                encoded['pixel_values'] = pixel_values  # the same tensor for every side
+            out.append(encoded)
+        return out
 
     @staticmethod
     def _slots(input_ids: List[int], media: SampleMedia):
@@ -149,9 +175,21 @@ class Ivl3VideoTemplate(InternvlhfTemplate):
 
     # ---- model side: one template, both checkpoint formats --------------------------------
     def _post_encode(self, model, inputs: Dict[str, Any]) -> Dict[str, Any]:
+        shared = self._shared_pair_embeds(model, inputs)  # a preference batch: one vision pass per pair
+        if shared is not None:
+            return shared
         if hasattr(model, 'extract_feature'):  # remote-code InternVLChatModel
             return InternvlTemplate._post_encode(self, model, inputs)
         return InternvlhfTemplate._post_encode(self, model, inputs)
+
+    def _vision_features(self, model, pixel_values):
+        """(tiles, tokens per tile, hidden) features of the loaded format's vision tower + projector."""
+        if hasattr(model, 'extract_feature'):
+            return model.extract_feature(pixel_values)
+        features = model.model.get_image_features(
+            pixel_values, vision_feature_layer=self.config.vision_feature_layer,
+            vision_feature_select_strategy=self.config.vision_feature_select_strategy)
+        return getattr(features, 'pooler_output', features)
 
 
 def sample_ref(inputs) -> str:
