@@ -49,7 +49,7 @@ def run(args) -> int:
 
     from ..metric import METRIC_NAME
     from ..preference.build import PairOptions, build_pairs, summary_lines
-    from ..preference.scoring import parse_weights
+    from ..preference.scoring import check_metric, parse_weights
     from . import UserError
 
     sampling = bool(args.model or args.adapters)
@@ -61,9 +61,11 @@ def run(args) -> int:
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise UserError(f"--out {out}: not a folder")
+    weights = parse_weights(args.score)  # option errors before a long sampling run, not after it
+    check_metric(args.metric or METRIC_NAME)
     say = (lambda line: print(line, file=sys.stderr, flush=True)) if not args.no_progress else None
     candidates = Path(args.candidates) if args.candidates else _sample(args, out / CANDIDATES_FILE, say)
-    options = PairOptions(metric=args.metric or METRIC_NAME, weights=parse_weights(args.score), chosen=args.chosen,
+    options = PairOptions(metric=args.metric or METRIC_NAME, weights=weights, chosen=args.chosen,
                           margin=args.margin, seed=args.seed)
     result = build_pairs(args.dataset, candidates, out, options, progress=say)
     for line in summary_lines(result)[1:]:

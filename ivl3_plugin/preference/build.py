@@ -18,7 +18,7 @@ from ..metric.scoring import ScoreOptions
 from ..shared.atomic import write_text_atomic
 from .formats import write_pairs
 from .inputs import BAD_INPUT, PairsError, Skip, attach_candidates, read_candidates, read_dataset
-from .scoring import score_items
+from .scoring import check_metric, score_items
 from .selection import CHOSEN_MODES, Pair, select_pairs
 
 PathLike = Union[str, os.PathLike]
@@ -56,6 +56,7 @@ def build_pairs(dataset: PathLike, candidates: PathLike, out_dir: PathLike, opti
         raise PairsError(f"--chosen {opts.chosen!r}: give one of {', '.join(CHOSEN_MODES)}")
     if opts.margin < 0:
         raise PairsError(f"--margin {opts.margin:g}: must be >= 0")
+    check_metric(opts.metric)
     out_dir = Path(out_dir)
     if out_dir.exists() and not out_dir.is_dir():
         raise PairsError(f"--out {out_dir}: not a folder")

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Callable, Dict, List, Optional, Sequence
 
 from ..metric import METRIC_NAME
-from ..metric.evaluation import score_with
+from ..metric.evaluation import metric_class, score_with
 from ..metric.scoring import ScoreOptions
 from .inputs import Item, PairsError
 
@@ -42,6 +42,11 @@ def parse_weights(text: Optional[str]) -> Optional[Dict[str, float]]:
     if not any(weights.values()):
         raise PairsError(f"--score {text!r}: every weight is 0")
     return weights
+
+
+def check_metric(name: str) -> None:
+    """Fail now (before sampling or reading anything) on a metric name the registry does not know."""
+    metric_class(name)
 
 
 @dataclass
