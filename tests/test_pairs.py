@@ -8,11 +8,9 @@ import pytest
 
 from ivl3_plugin.preference.build import PairOptions, build_pairs
 from ivl3_plugin.preference.formats import llamafactory_row, swift_row
-from ivl3_plugin.preference.inputs import (Item, PairsError, attach_candidates, read_candidates,
-                                           read_dataset)
-from ivl3_plugin.preference.scoring import parse_weights, score_items
+from ivl3_plugin.preference.inputs import Item, PairsError, attach_candidates, read_candidates, read_dataset
+from ivl3_plugin.preference.scoring import ScoredItem, parse_weights, score_items
 from ivl3_plugin.preference.selection import Pair, select_pair, select_pairs
-from ivl3_plugin.preference.scoring import ScoredItem
 
 PROMPT = "<video>\nPlease provide a concise summary of this video in one sentence."
 REFS = ["A red circle moves right.", "A blue square spins slowly.", "A green triangle falls down."]
@@ -123,8 +121,7 @@ def test_weights_parse_and_unknown_keys_are_refused():
 
 def test_a_plugin_metric_scores_by_name(monkeypatch):
     from ivl3_plugin import hookimpl
-    from ivl3_plugin.plugins import build
-    from ivl3_plugin.plugins import loader
+    from ivl3_plugin.plugins import build, loader
 
     class WordOverlap:
         def __init__(self, **_):

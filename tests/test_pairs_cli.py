@@ -5,9 +5,9 @@ import json
 from pathlib import Path
 
 import pytest
+from swift_cli import convert_demo_subset
 
 from ivl3_plugin.cli import main
-from swift_cli import convert_demo_subset
 
 
 @pytest.fixture(scope="module")

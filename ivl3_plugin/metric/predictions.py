@@ -21,8 +21,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Iterable, List, Optional, Union
 
-from ..shared.errors import InputError, id_text, type_name
 from ..shared.atomic import write_text_atomic
+from ..shared.errors import InputError, id_text, type_name
 from ..shared.jsonl import JsonlError, decode_utf8, iter_jsonl
 
 PathLike = Union[str, os.PathLike]

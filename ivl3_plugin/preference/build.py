@@ -87,7 +87,7 @@ def summary_lines(result: PairsResult, limit: int = 20) -> List[str]:
     r = result.report
     reasons = ", ".join(f"{k} {v}" for k, v in r["skipped_by_reason"].items())
     lines = [f"{r['kept']} pairs kept, {r['skipped']} rows skipped of {r['rows']}" + (f" ({reasons})" if reasons else "")
-             + f"; score = " + " + ".join(f"{w:g}*{k}" for k, w in r["score_weights"].items())
+             + "; score = " + " + ".join(f"{w:g}*{k}" for k, w in r["score_weights"].items())
              + f" ({r['metric']}), chosen = {r['chosen']}, margin {r['margin']:g}"]
     for s in result.skipped[:limit]:
         lines.append(f"  skipped {s.where} ({s.id}): {s.reason}: {s.detail}")

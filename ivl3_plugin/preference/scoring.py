@@ -14,6 +14,7 @@ score — does not depend on how many candidates the other rows have.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Callable, Dict, List, Optional, Sequence
 
@@ -36,7 +37,7 @@ def parse_weights(text: Optional[str]) -> Optional[Dict[str, float]]:
             weight = float(value) if sep else 1.0
         except ValueError:
             raise PairsError(f"--score {text!r}: {value!r} is not a number (give KEY=WEIGHT,...)") from None
-        if not key.strip() or weight != weight:
+        if not key.strip() or not math.isfinite(weight):
             raise PairsError(f"--score {text!r}: give KEY=WEIGHT,... (e.g. cider=0.5,rougeL=0.5)")
         weights[key.strip()] = weight
     if not any(weights.values()):
