@@ -109,3 +109,24 @@ def test_sampled_candidates_are_reused_on_a_second_run(tmp_path, dataset, capsys
     assert "3 pairs kept" in out_text
     code = main(["pairs", "--dataset", str(dataset), "--model", str(model), "--out", str(out), "--num-samples", "5"])
     assert code == 2 and "holds 3 candidates per video, not --num-samples 5" in capsys.readouterr().err
+
+
+def test_candidates_sampled_with_other_settings_are_not_reused(tmp_path, dataset, capsys):
+    import argparse
+
+    from ivl3_plugin.cli.pairs import PARAMS_FILE, _sampling_params
+
+    out = tmp_path / "o"
+    out.mkdir()
+    _write_candidates(out / "candidates.jsonl", dataset)
+    model = tmp_path / "model"
+    model.mkdir()
+    base = dict(dataset=str(dataset), model=str(model), adapters=None, template="ivl3_video", num_samples=3,
+                temperature=1.0, seed=0, max_new_tokens=128, max_batch_size=4)
+    (out / PARAMS_FILE).write_text(json.dumps(_sampling_params(argparse.Namespace(**base))))
+    argv = ["pairs", "--dataset", str(dataset), "--model", str(model), "--out", str(out), "--num-samples", "3",
+            "--no-progress"]
+    assert main(argv) == 0  # the same settings: reused
+    capsys.readouterr()
+    assert main(argv + ["--seed", "1"]) == 2
+    assert "was sampled with other settings (seed: 0; now 1): delete it to sample again" in capsys.readouterr().err

@@ -7,10 +7,13 @@ candidates predictions file (``--candidates FILE``).  docs/preference.md.
 """
 from __future__ import annotations
 
+import json
+
 from ._types import POSITIVE_INT, number
 from .predict import SEED
 
 CANDIDATES_FILE = "candidates.jsonl"
+PARAMS_FILE = "candidates.params.json"  # how the candidates were sampled: a rerun reuses them only if the same
 
 
 def add_parser(sub) -> None:
@@ -81,17 +84,14 @@ def _sample(args, path, say):
 
     from ..hosts import get_host
     from ..hosts.protocol import HostError, PredictRequest
-    from ..metric.predictions import PredictionsError, load_predictions
+    from ..metric.predictions import PredictionsError
+    from ..shared.atomic import write_text_atomic
     from . import UserError
 
+    params = _sampling_params(args)
+    params_path = path.with_name(PARAMS_FILE)
     if path.is_file():
-        try:
-            counts = {len(p.candidates or [p.prediction]) for p in load_predictions(path)}
-        except PredictionsError as exc:
-            raise UserError(f"{exc} (delete {path} to sample again)") from None
-        if counts != {args.num_samples}:
-            raise UserError(f"{path} holds {'/'.join(map(str, sorted(counts)))} candidates per video, not "
-                            f"--num-samples {args.num_samples}: delete it to sample again, or give the same count")
+        _check_reuse(path, params_path, params, args.num_samples)
         if say:
             say(f"ivl3 pairs: reusing the candidates in {path} (delete it to sample again)")
         return path
@@ -102,7 +102,44 @@ def _sample(args, path, say):
                              max_new_tokens=args.max_new_tokens, max_batch_size=args.max_batch_size,
                              progress=say is not None, num_samples=args.num_samples,
                              temperature=args.temperature, seed=args.seed)
+    write_text_atomic(params_path, json.dumps(params, indent=2) + "\n")  # before: a kill leaves no file unnamed
     try:
         return get_host("swift").predict(request)
     except (HostError, PredictionsError) as exc:
         raise UserError(str(exc)) from None
+
+
+def _sampling_params(args) -> dict:
+    """What decides the candidates: a reused file must have been sampled with exactly these."""
+    from pathlib import Path
+
+    return {"dataset": str(Path(args.dataset).resolve()),
+            "model": str(Path(args.model).resolve()) if args.model else None,
+            "adapters": [str(Path(a).resolve()) for a in args.adapters or []],
+            "template": args.template, "num_samples": args.num_samples, "temperature": args.temperature,
+            "seed": args.seed, "max_new_tokens": args.max_new_tokens, "max_batch_size": args.max_batch_size}
+
+
+def _check_reuse(path, params_path, params: dict, num_samples: int) -> None:
+    """Refuse to reuse candidates sampled otherwise (other model, seed, count, …): they would not be this run's."""
+    from ..metric.predictions import PredictionsError, load_predictions
+    from . import UserError
+
+    if params_path.is_file():
+        try:
+            before = json.loads(params_path.read_text(encoding="utf-8"))
+        except ValueError:
+            before = {}
+        changed = [k for k in params if before.get(k) != params[k]]
+        if changed:
+            was = ", ".join(f"{k}: {before.get(k)!r}" for k in changed)
+            now = ", ".join(f"{params[k]!r}" for k in changed)
+            raise UserError(f"{path} was sampled with other settings ({was}; now {now}): delete it to sample again")
+        return
+    try:  # a candidates file put there by hand: at least the count must be the one asked for
+        counts = {len(p.candidates or [p.prediction]) for p in load_predictions(path)}
+    except PredictionsError as exc:
+        raise UserError(f"{exc} (delete {path} to sample again)") from None
+    if counts != {num_samples}:
+        raise UserError(f"{path} holds {'/'.join(map(str, sorted(counts)))} candidates per video, not "
+                        f"--num-samples {num_samples}: delete it to sample again, or give the same count")
