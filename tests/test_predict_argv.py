@@ -96,3 +96,12 @@ def test_cli_refuses_several_samples_without_temperature(tmp_path, capsys):
     code = main(["predict", "--model", str(tmp_path), "--dataset", str(data), "--out", str(tmp_path / "p.jsonl"),
                  "--num-samples", "3"])
     assert code == 2 and "needs --temperature > 0" in capsys.readouterr().err
+
+
+def test_the_llamafactory_host_refuses_a_sampling_request_naming_ms_swift():
+    from ivl3_plugin.hosts import get_host
+    from ivl3_plugin.hosts.protocol import HostError, PredictRequest
+
+    request = PredictRequest("/m", "/d/train.jsonl", "/o/c.jsonl", num_samples=3, temperature=1.0, seed=2)
+    with pytest.raises(HostError, match="predictions run through ms-swift"):
+        get_host("llamafactory").predict(request)
