@@ -80,8 +80,9 @@ def score_items(items: List[Item], metric: str = METRIC_NAME, weights: Optional[
     """``([ScoredItem], weights used)``: every candidate of every item scored against the item's references."""
     if not items:
         return [], weights or (dict(DEFAULT_WEIGHTS) if metric == METRIC_NAME else {})
-    if options is None:  # METEOR (a JVM per run) only when a weight asks for it
+    if options is None and metric == METRIC_NAME:  # METEOR (a JVM per pass) only when a weight asks for it
         options = ScoreOptions(meteor="auto" if weights and "meteor" in weights else False)
+    options = options or ScoreOptions()  # another metric runs with its own defaults
     passes = max(len(i.candidates) for i in items)
     references = [i.references for i in items]
     per_pass: List[List[Dict[str, float]]] = []
