@@ -3,14 +3,18 @@ from __future__ import annotations
 
 import json
 
-from llamafactory.data.converter import SharegptDatasetConverter
-from llamafactory.data.parser import get_dataset_list
-from llamafactory.hparams import DataArguments
+import pytest
 
-from ivl3_plugin.preference.formats import write_pairs
-from ivl3_plugin.preference.inputs import Item
-from ivl3_plugin.preference.scoring import ScoredItem
-from ivl3_plugin.preference.selection import Pair
+pytest.importorskip("llamafactory.data")
+
+from llamafactory.data.converter import SharegptDatasetConverter  # noqa: E402
+from llamafactory.data.parser import get_dataset_list  # noqa: E402
+from llamafactory.hparams import DataArguments  # noqa: E402
+
+from ivl3_plugin.preference.formats import write_pairs  # noqa: E402
+from ivl3_plugin.preference.inputs import Item  # noqa: E402
+from ivl3_plugin.preference.scoring import ScoredItem  # noqa: E402
+from ivl3_plugin.preference.selection import Pair  # noqa: E402
 
 
 def _pair(system=None):
