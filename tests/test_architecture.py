@@ -31,6 +31,7 @@ ALLOWED: Dict[str, Set[str]] = {
     "convert": {"settings", "shared", "plugins"},
     "template": {"settings", "shared", "plugins"},
     "metric": {"settings", "shared", "plugins"},
+    "preference": {"settings", "shared", "plugins", "metric"},  # scores candidates with the metric registry
     "recipe": {"settings", "shared", "template", "tiny"},  # template.spec: run settings; tiny: `ivl3-tiny`
     "demo_data": {"shared"},
     "tiny": {"settings", "shared", "demo_data", "checkpoint"},  # the remote-format fixture writes that format

@@ -177,6 +177,27 @@ CASES = [
     Case("predict-batch-size-0", ["predict", "--model", "{d}/model", "--dataset", "{d}/ds.jsonl", "--out",
                                   "{d}/p_out.jsonl", "--max-batch-size", "0"],
          "argument --max-batch-size: 0 is out of range: must be >= 1"),
+    Case("predict-samples-without-temperature", ["predict", "--model", "{d}/model", "--dataset", "{d}/ds.jsonl",
+                                                 "--out", "{d}/p_out.jsonl", "--num-samples", "3"],
+         "--num-samples 3 needs --temperature > 0"),
+    Case("predict-negative-temperature", ["predict", "--model", "{d}/model", "--dataset", "{d}/ds.jsonl", "--out",
+                                          "{d}/p_out.jsonl", "--temperature", "-1"],
+         "argument --temperature: -1 is out of range: must be >= 0"),
+    # ivl3 pairs (all refused before anything is scored or sampled)
+    Case("pairs-no-candidates-source", ["pairs", "--dataset", "{d}/ds.jsonl", "--out", "{d}/pairs"],
+         "give either --candidates FILE or --model/--adapters"),
+    Case("pairs-dataset-is-a-folder", ["pairs", "--dataset", "{d}/emptydir", "--candidates", "{d}/p.jsonl", "--out",
+                                       "{d}/pairs"], "--dataset {d}/emptydir: not a file"),
+    Case("pairs-candidates-other-ids", ["pairs", "--dataset", "{d}/ds.jsonl", "--candidates", "{d}/p.jsonl", "--out",
+                                        "{d}/pairs"],
+         "--candidates {d}/p.jsonl does not match the dataset: 1 dataset id(s) have no candidates (e.g. 'a'); "
+         "1 candidate id(s) are not in the dataset (e.g. 'clip_a')"),
+    Case("pairs-unknown-metric", ["pairs", "--dataset", "{d}/ds.jsonl", "--candidates", "{d}/p.jsonl", "--out",
+                                  "{d}/pairs", "--metric", "nope"], "no metric named 'nope'"),
+    Case("pairs-out-is-a-file", ["pairs", "--dataset", "{d}/ds.jsonl", "--candidates", "{d}/p.jsonl", "--out",
+                                 "{d}/afile"], "--out {d}/afile: not a folder"),
+    Case("pairs-one-sample", ["pairs", "--dataset", "{d}/ds.jsonl", "--model", "{d}/model", "--out", "{d}/pairs",
+                              "--num-samples", "1"], "argument --num-samples: 1 is out of range: must be >= 2"),
     Case("eval-meteor-jar-missing", ["eval", "{d}/p.jsonl", "--meteor-jar", "{d}/nowhere.jar", "--out", "{d}/x.json"],
          "METEOR jar {d}/nowhere.jar (--meteor-jar): no such file"),
     # settings, through the commands that read them
@@ -216,7 +237,7 @@ def test_bad_input_gives_one_line_and_its_exit_status(case, d):
 
 
 def test_the_sweep_covers_every_command_of_the_lane():
-    assert {c.argv[0] for c in CASES} >= {"convert", "eval", "report", "predict"}
+    assert {c.argv[0] for c in CASES} >= {"convert", "eval", "report", "predict", "pairs"}
     assert len(CASES) >= 40 and len({c.name for c in CASES}) == len(CASES)
 
 

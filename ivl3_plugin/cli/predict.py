@@ -1,7 +1,19 @@
 """``ivl3 predict``: generate summaries for a converted dataset with the real ``swift infer``."""
 from __future__ import annotations
 
-from ._types import POSITIVE_INT
+from ._types import POSITIVE_INT, number
+
+NON_NEGATIVE = number(float, 0, what="must be >= 0")
+SEED = number(int, 0, what="must be >= 0")
+
+
+def add_sampling_arguments(p) -> None:
+    """``--num-samples/--temperature/--seed``: shared with ``ivl3 pairs``, which samples through predict."""
+    p.add_argument("--num-samples", type=POSITIVE_INT, default=1,
+                   help="candidate summaries per video (default 1: greedy); > 1 needs --temperature > 0 and "
+                        "writes them as 'candidates' (prediction = the first)")
+    p.add_argument("--temperature", type=NON_NEGATIVE, default=0.0, help="sampling temperature (0: greedy)")
+    p.add_argument("--seed", type=SEED, default=0, help="swift's --seed when sampling: same seed, same candidates")
 
 
 def add_parser(sub) -> None:
@@ -14,6 +26,7 @@ def add_parser(sub) -> None:
     p.add_argument("--template", default="ivl3_video")
     p.add_argument("--max-new-tokens", type=POSITIVE_INT, default=128)
     p.add_argument("--max-batch-size", type=POSITIVE_INT, default=4)
+    add_sampling_arguments(p)
     p.add_argument("--no-progress", action="store_true", help="no progress bar / progress lines on stderr")
     p.add_argument("--eval", action="store_true", help="also score the predictions and print the table")
     p.set_defaults(func=run)
@@ -29,6 +42,9 @@ def run(args) -> int:
 
     if not args.model and not args.adapters:
         raise UserError("give --model (full fine-tune / base model) and/or --adapters (LoRA checkpoint)")
+    if args.num_samples > 1 and args.temperature <= 0:
+        raise UserError(f"--num-samples {args.num_samples} needs --temperature > 0 (greedy decoding gives the same "
+                        f"summary every time), e.g. --temperature 1.0")
     for p in [args.model, *(args.adapters or [])]:
         if p and not Path(p).is_dir():
             raise UserError(f"{p}: not a local model/checkpoint directory")
@@ -37,7 +53,8 @@ def run(args) -> int:
                         f"--dataset {args.dataset}: not a file (give a converted JSONL, e.g. <out>/swift/val.jsonl)")
     request = PredictRequest(args.model, args.dataset, args.out, adapters=args.adapters or (), template=args.template,
                              max_new_tokens=args.max_new_tokens, max_batch_size=args.max_batch_size,
-                             progress=not args.no_progress)
+                             progress=not args.no_progress, num_samples=args.num_samples,
+                             temperature=args.temperature, seed=args.seed)
     try:
         out = get_host("swift").predict(request)
     except (HostError, PredictionsError) as exc:

@@ -25,7 +25,13 @@ class HostError(RuntimeError):
 
 @dataclass
 class PredictRequest:
-    """One prediction run: a model (and LoRA adapters), a converted dataset file, where to write."""
+    """One prediction run: a model (and LoRA adapters), a converted dataset file, where to write.
+
+    ``num_samples`` > 1 asks for that many sampled candidate summaries per row (preference pairs,
+    ``ivl3 pairs``): ``temperature`` must then be > 0, and ``seed`` makes the sampling repeatable.
+    The defaults (1, 0.0, 0) are greedy decoding, one summary per row.  A host that cannot sample
+    raises :class:`HostError` saying so.
+    """
 
     model: Optional[PathLike]
     dataset: PathLike
@@ -38,6 +44,9 @@ class PredictRequest:
     env: Optional[Dict[str, str]] = None
     timeout: Optional[float] = None
     progress: bool = False
+    num_samples: int = 1
+    temperature: float = 0.0
+    seed: int = 0
     notes: List[str] = field(default_factory=list)
 
 

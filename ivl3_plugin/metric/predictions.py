@@ -4,6 +4,10 @@ Our format (JSONL, one object per line)::
 
     {"id": "...", "reference": "..." | ["...", ...], "prediction": "...", "frames": ["/abs/000.jpg", ...]}
 
+A sampled run (``ivl3 predict --num-samples N``) adds ``"candidates": ["...", ...]`` (the N sampled
+summaries, in sample order) and keeps ``prediction`` = the first candidate, so every reader of the
+one-prediction format (``ivl3 eval``, the report) still works and scores the first sample.
+
 Also read: ms-swift ``infer --result_path`` / training ``predict.jsonl`` rows
 (``response``, ``labels``, ``messages``, ``videos``/``images``) and the user
 guide's ``evaluation_results.json`` (a JSON list of ``{id, ground_truth,
@@ -17,8 +21,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Iterable, List, Optional, Union
 
-from ..shared.errors import InputError, id_text, type_name
 from ..shared.atomic import write_text_atomic
+from ..shared.errors import InputError, id_text, type_name
 from ..shared.jsonl import JsonlError, decode_utf8, iter_jsonl
 
 PathLike = Union[str, os.PathLike]
@@ -34,10 +38,14 @@ class Prediction:
     references: List[str]
     prediction: str
     frames: List[str] = field(default_factory=list)
+    candidates: Optional[List[str]] = None  # the sampled summaries (``--num-samples``); None: one greedy one
 
     def to_json(self) -> dict:
         ref = self.references[0] if len(self.references) == 1 else self.references
-        return {"id": self.id, "reference": ref, "prediction": self.prediction, "frames": self.frames}
+        row = {"id": self.id, "reference": ref, "prediction": self.prediction, "frames": self.frames}
+        if self.candidates is not None:
+            row["candidates"] = list(self.candidates)
+        return row
 
 
 def _strings(value, where: str) -> List[str]:
@@ -103,7 +111,10 @@ def parse_row(row: dict, where: str, index: int) -> Prediction:
     item_id, problem = id_text(row.get("id"))
     if problem:
         raise PredictionsError(f"{where}, field 'id': {problem}")
-    return Prediction(item_id if item_id is not None else str(index), refs, pred, frames_of(row))
+    candidates = row.get("candidates")
+    if candidates is not None and not (isinstance(candidates, list) and all(isinstance(c, str) for c in candidates)):
+        raise PredictionsError(f"{where}, field 'candidates': expected a list of strings, got {type_name(candidates)}")
+    return Prediction(item_id if item_id is not None else str(index), refs, pred, frames_of(row), candidates)
 
 
 def load_predictions(path: PathLike) -> List[Prediction]:

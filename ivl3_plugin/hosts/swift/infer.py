@@ -9,6 +9,15 @@ as the adapter (:func:`resolve_model`).  Result rows are matched to the dataset 
 file batch by batch (``--write_batch_size``), so the rows in it are the progress shown
 (:class:`RowProgress`); its own output goes to ``<out>.swift_infer.log``, and a failure is one line
 (swift's exception line) plus that log's path.
+
+Sampling several candidates per row (``num_samples`` N > 1, for preference pairs): ms-swift 4.6's
+``swift infer`` has no ``n``/``num_return_sequences`` argument (``RequestConfig.n`` exists, but
+``InferArguments.get_request_config`` never sets it and the infer pipeline keeps ``choices[0]``).
+So each dataset row is written N times in a row into ``<out>.samples_input.jsonl`` and swift runs
+once over it with ``--temperature T --seed S``: one model load, and swift's ``seed_everything(S)``
+makes the whole run repeatable (the same model, data, seed and ``--max-batch-size`` give the same
+candidates; another batch size draws the random numbers in another order).  Results ``i*N .. i*N+N-1``
+are the candidates of row ``i``.
 """
 from __future__ import annotations
 
@@ -22,7 +31,7 @@ from pathlib import Path
 from typing import List, Optional, Sequence, Union
 
 from ...metric.predictions import Prediction, PredictionsError, frames_of, reference_from_messages, write_predictions
-from ...shared.atomic import check_writable_file
+from ...shared.atomic import check_writable_file, write_text_atomic
 from ...shared.errors import id_text
 from ...shared.jsonl import JsonlError, read_jsonl
 from ..protocol import HostError, PredictRequest
@@ -37,10 +46,17 @@ class PredictError(HostError):
 
 def infer_argv(model_dir: Optional[PathLike], dataset_jsonl: PathLike, result_path: PathLike,
                adapters: Optional[Sequence[PathLike]] = None, template: str = "ivl3_video",
-               max_new_tokens: int = 128, max_batch_size: int = 4, extra_args: Sequence[str] = ()) -> List[str]:
-    """The ``swift infer`` command line (an argv list, never a shell string)."""
+               max_new_tokens: int = 128, max_batch_size: int = 4, extra_args: Sequence[str] = (),
+               temperature: float = 0.0, seed: Optional[int] = None) -> List[str]:
+    """The ``swift infer`` command line (an argv list, never a shell string).
+
+    ``temperature`` 0 is greedy decoding (the default; no ``--seed``, as before sampling existed);
+    above 0 swift samples, and ``seed`` (swift's ``--seed``, default 42 in swift) is passed.
+    """
     if model_dir is None and not adapters:
         raise ValueError("give model_dir (full fine-tune or base model) and/or adapters (LoRA checkpoint)")
+    if temperature < 0:
+        raise ValueError(f"temperature must be >= 0, got {temperature}")
     argv = swift_command() + ["infer"]
     if model_dir is not None:
         argv += ["--model", str(model_dir)]
@@ -48,9 +64,30 @@ def infer_argv(model_dir: Optional[PathLike], dataset_jsonl: PathLike, result_pa
         argv += ["--adapters", *[str(a) for a in adapters]]
     argv += ["--template", template, "--val_dataset", str(dataset_jsonl),
              "--custom_register_path", "ivl3_plugin", "--result_path", str(result_path),
-             "--max_new_tokens", str(max_new_tokens), "--temperature", "0",
-             "--max_batch_size", str(max_batch_size), *map(str, extra_args)]
-    return argv
+             "--max_new_tokens", str(max_new_tokens), "--temperature", f"{temperature:g}",
+             "--max_batch_size", str(max_batch_size)]
+    if temperature > 0 and seed is not None:
+        argv += ["--seed", str(seed)]
+    return argv + [*map(str, extra_args)]
+
+
+def check_sampling(num_samples: int, temperature: float, seed: int) -> None:
+    """Refuse sampling settings that cannot do what they say (one line, names the flags)."""
+    if not isinstance(num_samples, int) or num_samples < 1:
+        raise PredictError(f"--num-samples must be >= 1, got {num_samples!r}")
+    if temperature < 0:
+        raise PredictError(f"--temperature must be >= 0, got {temperature:g}")
+    if num_samples > 1 and temperature <= 0:
+        raise PredictError(f"--num-samples {num_samples} needs --temperature > 0: greedy decoding (temperature 0) "
+                           f"gives the same summary every time")
+    if not isinstance(seed, int) or seed < 0:
+        raise PredictError(f"--seed must be a whole number >= 0, got {seed!r}")
+
+
+def repeat_rows(dataset_rows: List[dict], num_samples: int, path: Path) -> Path:
+    """Write every row ``num_samples`` times in a row (swift infers each copy once), atomically."""
+    text = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in dataset_rows for _ in range(num_samples))
+    return write_text_atomic(path, text)
 
 
 def read_dataset(dataset_jsonl: PathLike) -> List[dict]:
@@ -71,14 +108,20 @@ def dataset_references(row: dict, i: int) -> List[str]:
     return [ref]
 
 
-def normalise_results(result_rows: List[dict], dataset_rows: List[dict], where: str) -> List[Prediction]:
-    """Pair swift's result rows with the dataset rows they answer (same order, same count)."""
-    if len(result_rows) != len(dataset_rows):
-        raise PredictError(f"{where}: {len(result_rows)} results for {len(dataset_rows)} dataset rows")
-    preds = []
-    for i, (res, row) in enumerate(zip(result_rows, dataset_rows)):
+def normalise_results(result_rows: List[dict], dataset_rows: List[dict], where: str,
+                      num_samples: int = 1) -> List[Prediction]:
+    """Pair swift's result rows with the dataset rows they answer (same order; ``num_samples`` results
+    per dataset row, in a row, when sampling: they become the row's ``candidates``)."""
+    if len(result_rows) != len(dataset_rows) * num_samples:
+        per = f" x {num_samples} samples" if num_samples > 1 else ""
+        raise PredictError(f"{where}: {len(result_rows)} results for {len(dataset_rows)} dataset rows{per}")
+    for k, res in enumerate(result_rows):
         if "response" not in res:
-            raise PredictError(f"{where}:{i + 1}: no 'response' field")
+            raise PredictError(f"{where}:{k + 1}: no 'response' field")
+    preds = []
+    for i, row in enumerate(dataset_rows):
+        group = result_rows[i * num_samples:(i + 1) * num_samples]
+        res = group[0]
         try:
             refs = dataset_references(row, i)
         except PredictionsError:
@@ -89,7 +132,9 @@ def normalise_results(result_rows: List[dict], dataset_rows: List[dict], where: 
         if problem:
             raise PredictionsError(f"dataset row {i + 1}, field 'id': {problem}")
         frames = frames_of(row) or frames_of(res)
-        preds.append(Prediction(item_id if item_id is not None else str(i), refs, res["response"] or "", frames))
+        candidates = [r["response"] or "" for r in group] if num_samples > 1 else None
+        preds.append(Prediction(item_id if item_id is not None else str(i), refs, res["response"] or "", frames,
+                                candidates))
     return preds
 
 
@@ -148,6 +193,7 @@ def run_predict(request: PredictRequest) -> Path:
     swift has written; swift's own output goes to ``<out>.swift_infer.log``.
     """
     adapters = [request.adapters] if isinstance(request.adapters, (str, os.PathLike)) else list(request.adapters)
+    check_sampling(request.num_samples, request.temperature, request.seed)
     out_path = check_writable_file(request.out, "--out")
     dataset_rows = read_dataset(request.dataset)
     model, adapters = resolve_model(request.model, adapters, request.notes)
@@ -162,20 +208,26 @@ def run_predict(request: PredictRequest) -> Path:
     extra = list(map(str, request.extra_args))
     if "--write_batch_size" not in extra:  # rows reach the result file batch by batch: the progress
         extra += ["--write_batch_size", str(max(1, request.max_batch_size))]
-    argv = infer_argv(model, Path(request.dataset).absolute(), raw.absolute(), adapters, request.template,
-                      request.max_new_tokens, request.max_batch_size, extra)
+    infer_input = Path(request.dataset).absolute()
+    if request.num_samples > 1:
+        infer_input = repeat_rows(dataset_rows, request.num_samples,
+                                  out_path.with_name(out_path.stem + ".samples_input.jsonl")).absolute()
+    argv = infer_argv(model, infer_input, raw.absolute(), adapters, request.template,
+                      request.max_new_tokens, request.max_batch_size, extra,
+                      temperature=request.temperature, seed=request.seed)
     run_env = dict(os.environ if request.env is None else request.env)
     run_env.setdefault("HF_HUB_OFFLINE", "1")
     run_env.setdefault("HF_DATASETS_OFFLINE", "1")
     run_env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{run_env.get('PATH', '')}"
-    code = run_with_progress(argv, run_env, log, raw, len(dataset_rows), request.progress, request.timeout)
+    code = run_with_progress(argv, run_env, log, raw, len(dataset_rows) * request.num_samples, request.progress,
+                             request.timeout)
     if code != 0 or not raw.is_file():
         raise PredictError(f"swift infer failed (exit {code}): {last_error(log)}; full log: {log}")
     try:
         result_rows = read_jsonl(raw, what="swift infer result")
     except JsonlError as exc:
         raise PredictError(str(exc)) from None
-    return write_predictions(normalise_results(result_rows, dataset_rows, str(raw)), out_path)
+    return write_predictions(normalise_results(result_rows, dataset_rows, str(raw), request.num_samples), out_path)
 
 
 def run_with_progress(argv: List[str], env: dict, log: Path, raw: Path, total: int, progress: bool,
@@ -269,7 +321,9 @@ class RowProgress:
 def predict(model_dir: Optional[PathLike], dataset_jsonl: PathLike, out_path: PathLike,
             adapters: Optional[Union[PathLike, Sequence[PathLike]]] = None, template: str = "ivl3_video",
             max_new_tokens: int = 128, max_batch_size: int = 4, extra_args: Sequence[str] = (),
-            env: Optional[dict] = None, timeout: Optional[float] = None, progress: bool = False) -> Path:
+            env: Optional[dict] = None, timeout: Optional[float] = None, progress: bool = False,
+            num_samples: int = 1, temperature: float = 0.0, seed: int = 0) -> Path:
     """Keyword form of :func:`run_predict`."""
     return run_predict(PredictRequest(model_dir, dataset_jsonl, out_path, adapters or (), template, max_new_tokens,
-                                      max_batch_size, extra_args, env, timeout, progress))
+                                      max_batch_size, extra_args, env, timeout, progress,
+                                      num_samples=num_samples, temperature=temperature, seed=seed))
