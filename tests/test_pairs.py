@@ -241,3 +241,31 @@ def test_bad_options_are_refused(tmp_path):
     (tmp_path / "file").write_text("")
     with pytest.raises(PairsError, match="not a folder"):
         build_pairs(path, cands, tmp_path / "file")
+
+
+def test_candidates_with_image_markup_are_left_out_and_reported(tmp_path):
+    """A barely trained model samples special tokens; as answer text `<IMG_CONTEXT>`/`</img>` would be read as
+    image slots (swift rlhf then fails: more image tokens than frame features), so such candidates never pair."""
+    data = _dataset(tmp_path)
+    cands = _candidates(tmp_path, {"v0": ["A red circle moves left.", "noise <IMG_CONTEXT> more"],
+                                   "v1": ["bad </img> text", "<img> again"],
+                                   "v2": ["A green triangle falls down slowly.", "A cat sleeps."]})
+    result = build_pairs(data, cands, tmp_path / "out")
+    by_id = {p.scored.item.id: p for p in result.pairs}
+    assert set(by_id) == {"v0", "v2"} and by_id["v0"].rejected == "A red circle moves left."
+    (skip,) = result.skipped
+    assert (skip.id, skip.reason) == ("v1", "candidates_all_markup") and "</img>" in skip.detail
+    assert skip.where.endswith("train.jsonl:2")
+    report = json.loads((tmp_path / "out" / "pairs.report.json").read_text())
+    v2 = next(p for p in report["pairs"] if p["id"] == "v2")
+    assert v2["rejected"] == "candidate 1"  # numbered as in the candidates file
+    cands2 = _candidates(tmp_path, {"v0": ["A red circle moves left."], "v1": ["a", "b"],
+                                    "v2": ["x <video>", "A green triangle falls down slowly.", "A cat sleeps."]},
+                         name="cands2.jsonl")
+    report = build_pairs(data, cands2, tmp_path / "out2").report
+    assert next(p for p in report["pairs"] if p["id"] == "v2")["rejected"] == "candidate 2"
+    report = json.loads((tmp_path / "out" / "pairs.report.json").read_text())
+    assert report["candidates_dropped"] == [{"where": f"{data}:1", "id": "v0",
+                                             "why": "candidate 1: contains image markup <IMG_CONTEXT>"}]
+    rows = [json.loads(x) for x in (tmp_path / "out" / "swift" / "pairs.jsonl").read_text().splitlines()]
+    assert not any(m in r["rejected_response"] for r in rows for m in ("<IMG_CONTEXT>", "<img>", "</img>"))

@@ -62,6 +62,7 @@ def build_pairs(dataset: PathLike, candidates: PathLike, out_dir: PathLike, opti
         raise PairsError(f"--out {out_dir}: not a folder")
     items, skipped, ids = read_dataset(dataset)
     items = attach_candidates(items, skipped, ids, read_candidates(candidates), str(candidates))
+    dropped = [{"where": i.where, "id": i.id, "why": why} for i in items for why in i.dropped]
     scored, weights = score_items(items, opts.metric, opts.weights, opts.score_options, progress)
     pairs, not_paired = select_pairs(scored, opts.chosen, opts.margin, opts.seed)
     skipped.extend(not_paired)
@@ -74,6 +75,7 @@ def build_pairs(dataset: PathLike, candidates: PathLike, out_dir: PathLike, opti
         "rows": len(ids), "kept": len(pairs), "skipped": len(skipped),
         "skipped_by_reason": dict(sorted(Counter(s.reason for s in skipped).items())),
         "skipped_rows": [s.to_json() for s in skipped],
+        "candidates_dropped": dropped,
         "pairs": [p.to_json() for p in pairs],
         "outputs": outputs,
     }
@@ -91,6 +93,10 @@ def summary_lines(result: PairsResult, limit: int = 20) -> List[str]:
              + f" ({r['metric']}), chosen = {r['chosen']}, margin {r['margin']:g}"]
     for s in result.skipped[:limit]:
         lines.append(f"  skipped {s.where} ({s.id}): {s.reason}: {s.detail}")
+    dropped = r.get("candidates_dropped", [])
+    if dropped:
+        lines.append(f"  {len(dropped)} candidate(s) left out of kept rows (image markup in the text), e.g. "
+                     f"{dropped[0]['where']} ({dropped[0]['id']}): {dropped[0]['why']}; all in {result.outputs['report']}")
     if len(result.skipped) > limit:
         lines.append(f"  ... {len(result.skipped) - limit} more in {result.outputs['report']}")
     return lines

@@ -16,6 +16,7 @@ from typing import Dict, List, Optional, Tuple, Union
 from ..metric.predictions import PredictionsError, load_predictions
 from ..shared.errors import InputError, id_text
 from ..shared.jsonl import JsonlError, iter_jsonl
+from ..shared.prompts import image_markup_in
 
 PathLike = Union[str, os.PathLike]
 
@@ -24,6 +25,7 @@ MISSING_FRAMES = "missing_frames"
 NO_REFERENCE = "no_reference"
 NO_CANDIDATES = "no_candidates"
 BAD_INPUT = (MISSING_FRAMES, NO_REFERENCE, NO_CANDIDATES)
+ONLY_MARKUP = "candidates_all_markup"  # every candidate had image markup: dropped, so nothing to pair
 
 
 class PairsError(InputError):
@@ -51,6 +53,11 @@ class Item:
     reference: str  # the row's assistant message: the target it trains towards
     references: List[str]  # what candidates are scored against (all of ``references`` when present)
     candidates: List[str] = field(default_factory=list)
+    dropped: List[str] = field(default_factory=list)  # candidates left out, with the reason (report lines)
+    positions: List[int] = field(default_factory=list)  # each kept candidate's number in the candidates file
+
+    def position(self, index: int) -> int:
+        return self.positions[index] if self.positions else index
 
 
 def frame_paths(row: dict) -> List[str]:
@@ -148,9 +155,21 @@ def attach_candidates(items: List[Item], skipped: List[Skip], dataset_ids: List[
                          f"candidates sampled from another dataset file?")
     kept = []
     for item in items:
-        item.candidates = list(candidates[item.id])
-        if not item.candidates:
+        given = list(candidates[item.id])
+        item.candidates = []
+        for n, text in enumerate(given):
+            markup = image_markup_in(text)
+            if markup:  # trained as an answer, it would read as image slots and break the pair's frames
+                item.dropped.append(f"candidate {n}: contains image markup {', '.join(markup)}")
+            else:
+                item.candidates.append(text)
+                item.positions.append(n)
+        if not given:
             skipped.append(Skip(item.where, item.id, NO_CANDIDATES, "the candidate list is empty"))
+        elif not item.candidates:
+            skipped.append(Skip(item.where, item.id, ONLY_MARKUP, f"all {len(given)} candidates contain image "
+                                f"markup ({'; '.join(item.dropped[:2])}); as answer text it would be read as "
+                                f"image slots"))
         else:
             kept.append(item)
     return kept

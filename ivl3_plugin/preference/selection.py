@@ -38,7 +38,8 @@ class Pair:
     def to_json(self) -> dict:
         s = self.scored
         return {"where": s.item.where, "id": s.item.id, "chosen": "reference" if self.chosen_index is None
-                else f"candidate {self.chosen_index}", "rejected": f"candidate {self.rejected_index}",
+                else f"candidate {s.item.position(self.chosen_index)}",
+                "rejected": f"candidate {s.item.position(self.rejected_index)}",
                 "best": max(s.scores), "worst": min(s.scores),
                 "rejected_scores": s.details[self.rejected_index]}
 

@@ -11,6 +11,15 @@ from typing import List, Optional
 
 from ..resources import templates_dir
 
+# InternVL's image markup and the hosts' media tags: in an answer, the tokenizer reads them as image slots
+# (a sampled summary from a barely trained model can contain them), so the frames no longer line up
+IMAGE_MARKUP = ("<IMG_CONTEXT>", "<img>", "</img>", "<video>", "<image>")
+
+
+def image_markup_in(text: str) -> List[str]:
+    """The image markup strings found in ``text`` (empty when it is plain text)."""
+    return [m for m in IMAGE_MARKUP if m in text]
+
 
 def prompt_dirs(extra: Optional[Path] = None) -> List[Path]:
     dirs = [Path(extra)] if extra else []
