@@ -132,7 +132,8 @@ def _register_timer_callback() -> None:
 
 
 KERNEL_KINDS = [  # (kind, substrings of CUDA kernel names), first match wins
-    ("attention: flash", ("flash",)), ("attention: cuDNN", ("cudnn", "fmha_", "sdpa")),
+    # cuDNN first: its SDPA kernels are named cudnn_generated_…_sdpa_sm90_flash_…, and were counted as flash
+    ("attention: cuDNN", ("cudnn", "fmha_", "sdpa")), ("attention: flash", ("flash",)),
     ("attention: efficient", ("efficient", "fmha", "mem_eff", "cutlass::Kernel<Attention", "attention_kernel")),
     ("matmul", ("gemm", "nvjet", "cutlass", "xmma", "sm90_", "ampere_", "cublas", "splitk", "triton_tem")),
     ("compiled element-wise (Triton)", ("triton_",)), ("copy / cast", ("copy", "Memcpy", "Memset", "cast")),

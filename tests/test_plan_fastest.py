@@ -111,6 +111,9 @@ SWIFT_ROWS = [  # size, tuner, micro-batch, checkpointed layers, compiled, measu
     ("1B", "lora", 4, 0, True, 30.0), ("1B", "lora", 1, 24, True, 2.42), ("1B", "lora", 1, 24, False, 2.49),
     ("1B", "lora", 2, 24, True, 3.18), ("1B", "lora", 4, 24, False, 4.9), ("1B", "full", 1, 24, True, 5.26),
     ("1B", "full", 1, 24, False, 5.26), ("1B", "full", 4, 24, False, 7.1),
+    # 2026-12-06, one H100, the planner's own choices (benchmarks/results/gpu_train_h100_*_plan.json)
+    ("8B", "lora", 1, 0, True, 42.3), ("8B", "lora", 1, 28, False, 18.2), ("1B", "lora", 8, 0, True, 58.5),
+    ("1B", "full", 8, 0, True, 46.2),
 ]
 
 
