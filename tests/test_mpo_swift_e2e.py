@@ -1,6 +1,7 @@
-"""MPO through the real ``swift rlhf`` CLI on the tiny model: LoRA and full fine-tuning, each on the -hf format (LoRA
-via ``ivl3 train tiny-cpu-mpo``) and the remote-code format (about 3 minutes for the four on a 2-core CPU).  From ms-swift's own logs: the loss falls, the reward margin rises,
-the reference model is what it should be, and the encoded pairs hold every frame with labels on the answers only."""
+"""MPO through the real ``swift rlhf`` CLI on the tiny model: LoRA and full fine-tuning, each on the -hf format
+(LoRA via ``ivl3 train tiny-cpu-mpo``) and the remote-code format (about 3 minutes for the four on a 2-core CPU).
+From ms-swift's own logs: the loss falls, the reward margin rises, the reference model is what it should be, and
+the encoded pairs hold every frame with labels on the answers only."""
 from __future__ import annotations
 
 import json
