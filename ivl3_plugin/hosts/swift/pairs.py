@@ -97,7 +97,8 @@ def _log_first_pair(template, sides) -> None:
     _logged.append(True)
     pixels = sides[0].get('pixel_values')
     tokens = [enc['input_ids'].count(template.img_context_id) for enc in sides]
-    from swift.utils import get_logger  # ms-swift's own logger: shown at INFO in every swift run log
+    # ms-swift's own logger: shown at INFO in every swift run log
+    from swift.utils import get_logger
 
     get_logger().info("ivl3 template: first preference pair: %d pixel rows (tiles) read once for both sides; "
                       "image tokens chosen %d, rejected %d (%d per tile)", 0 if pixels is None else pixels.shape[0],
