@@ -1,4 +1,4 @@
-"""MPO (``swift rlhf``, DPO with MPO's losses) on one GPU: measured pairs/s and peak memory beside ``ivl3 plan --stage mpo``.
+"""MPO (``swift rlhf``, DPO + MPO's losses) on one GPU: pairs/s and peak memory beside ``ivl3 plan --stage mpo``.
 
 InternVL3-8B's architecture at random init (``gpu_train.build_model``), LoRA r8, frozen ViT, 16-frame clips
 (``gpu_train.make_data``: the same synthetic videos, converted by ``ivl3 convert``) turned into preference pairs

@@ -17,7 +17,8 @@ def inputs(tmp_path):
                                               {"role": "assistant", "content": "A red circle moves right."}],
                                  "rejected_response": "A red circle moves left.", "videos": [["f1.jpg"]]}) + "\n")
     sft_rows = tmp_path / "train.jsonl"
-    sft_rows.write_text(json.dumps({"messages": [{"role": "user", "content": "<video>"}], "videos": [["f1.jpg"]]}) + "\n")
+    sft_rows.write_text(json.dumps({"messages": [{"role": "user", "content": "<video>"}],
+                                    "videos": [["f1.jpg"]]}) + "\n")
     return model, pairs, sft_rows
 
 

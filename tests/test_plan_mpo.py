@@ -56,8 +56,8 @@ def test_mpo_is_slower_per_sample_and_not_compiled():
 
 
 def test_plan_for_mpo_needs_more_and_names_the_mpo_recipe():
-    base = dict(model="8B", gpus_per_node=8, gpu_memory_gib=80, tuner="full", max_micro_batch=1,
-                stages=[(1, False)])
+    base = {"model": "8B", "gpus_per_node": 8, "gpu_memory_gib": 80, "tuner": "full", "max_micro_batch": 1,
+            "stages": [(1, False)]}
     sft, mpo = make_plan(PlanRequest(**base)), make_plan(PlanRequest(**base, stage="mpo"))
     assert mpo.memory.total > sft.memory.total + 14 * 2 ** 30  # at least the 8B reference copy
     assert (sft.recipe_name, mpo.recipe_name) == ("internvl3-8b-full", "internvl3-8b-mpo-full")

@@ -55,7 +55,13 @@ def test_pair_shares_frames_and_labels_only_the_answers(processor, pair_rows, mo
 
     reads = []
     real = media.preprocessor
-    monkeypatch.setattr(media, "preprocessor", lambda spec: (lambda src, **kw: (reads.append(src), real(spec)(src, **kw))[1]))
+    def counting(spec):
+        def tile(src, **kw):
+            reads.append(src)
+            return real(spec)(src, **kw)
+        return tile
+
+    monkeypatch.setattr(media, "preprocessor", counting)
     t = rlhf_template(processor)
     row = pair_rows[0]
     enc = t.encode(copy.deepcopy(row))

@@ -94,8 +94,8 @@ def _pair_row_problems(where: str, key: str, path: Path) -> List[str]:
     except ValueError:
         return []  # not ours to parse: ms-swift reports its own format errors
     if isinstance(row, dict) and not ({"rejected_response", "rejected_messages"} & row.keys()):
-        return [f"{where}: field '{key}': {path} has no 'rejected_response' in its first row: a preference (mpo) "
-                "recipe trains on pairs (messages with the chosen answer, rejected_response, videos)"]
+        return [(f"{where}: field '{key}': {path} has no 'rejected_response' in its first row: a preference (mpo) "
+                 "recipe trains on pairs (messages with the chosen answer, rejected_response, videos)")]
     return []
 
 

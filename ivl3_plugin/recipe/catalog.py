@@ -151,7 +151,8 @@ def build(size: str, tuner: str, gpus: Optional[int] = None, offload_stage: Opti
         "stage": stage,
     }
     if stage == "mpo":
-        meta["source"] = OFFICIAL_MPO_URL + (" (LoRA: lr 1e-5, see ivl3_plugin/recipe/mpo.py)" if tuner == "lora" else "")
+        lora_note = " (LoRA: lr 1e-5, see ivl3_plugin/recipe/mpo.py)"
+        meta["source"] = OFFICIAL_MPO_URL + (lora_note if tuner == "lora" else "")
         kind = "full, frozen reference copy" if tuner == "full" else "LoRA r16, reference = base model"
         meta["description"] = (f"InternVL3-{size} MPO preference training ({kind}), planned peak "
                                f"{plan.memory.total / 2**30:.1f} GiB per GPU")
@@ -170,8 +171,8 @@ def header(recipe: Recipe) -> str:
     name = recipe_name(m["model_size"], m["tuner"], stage) + ("-offload" if "host_memory_gb" in m else "")
     what = "MPO preference training" if stage == "mpo" else "fine-tuning"
     lines = [f"InternVL3-{m['model_size']} {m['tuner']} {what} for video summarisation (ivl3-plugin recipe).",
-             f"Run: ivl3 train {name}{' dataset=PAIRS.jsonl' if stage == 'mpo' else ''}   "
-             f"(or: swift {'rlhf' if stage == 'mpo' else 'sft'} <this file>)",
+             (f"Run: ivl3 train {name}{' dataset=PAIRS.jsonl' if stage == 'mpo' else ''}   "
+              f"(or: swift {'rlhf' if stage == 'mpo' else 'sft'} <this file>)"),
              f"Assumes {m['gpus_per_node']} GPU(s) per node x {m['nodes']} node(s) of {m['gpu_memory_gb']} GiB, "
              f"{m['frames']} frames per video.",
              "Lines starting with '#@ivl3' are ivl3 metadata; ms-swift reads them as comments.",
@@ -232,8 +233,8 @@ TINY_CPU_MPO = Recipe(None, {
 }, {**TINY_CPU_LORA.meta, "stage": "mpo",
     "description": "the tiny offline InternVL3 on CPU, LoRA MPO (swift rlhf): the preference path in seconds (tests)"})
 TINY_MPO_HEADER = ("Tiny InternVL3 on CPU, LoRA r8 MPO: the preference-training path of the real -mpo recipes\n"
-                   "(swift rlhf --rlhf_type dpo, MPO's losses) in seconds per step. lr 1e-3: the tiny model needs it to\n"
-                   "move in 20 steps; the real recipes use InternVL's 5e-6 (full) / 1e-5 (LoRA).\n"
+                   "(swift rlhf --rlhf_type dpo, MPO's losses) in seconds per step. lr 1e-3: the tiny model\n"
+                   "needs it to move in 20 steps; the real recipes use InternVL's 5e-6 (full) / 1e-5 (LoRA).\n"
                    "Run: ivl3 train tiny-cpu-mpo dataset=PAIRS.jsonl   ('ivl3-tiny' is built on first use).")
 
 

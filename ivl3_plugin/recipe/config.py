@@ -194,8 +194,8 @@ def _stage_errors(recipe: Recipe) -> List[str]:
     if stage not in ("sft", "mpo"):
         return [f"{w}: metadata field 'stage': expected 'sft' or 'mpo', got {stage!r}"]
     if stage != recipe_stage(a):
-        return [f"{w}: metadata field 'stage' is {stage!r} but field 'rlhf_type' is {a.get('rlhf_type')!r} "
-                f"({'mpo needs rlhf_type: dpo' if stage == 'mpo' else 'sft recipes set no rlhf_type'})"]
+        why = "mpo needs rlhf_type: dpo" if stage == "mpo" else "sft recipes set no rlhf_type"
+        return [f"{w}: metadata field 'stage' is {stage!r} but field 'rlhf_type' is {a.get('rlhf_type')!r} ({why})"]
     return []
 
 

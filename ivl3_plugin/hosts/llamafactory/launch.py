@@ -89,6 +89,9 @@ def _deepspeed_config(stage: str, out: Path) -> str:
 def lf_args(recipe: Dict[str, Any], overrides: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
     """Translate an ms-swift-style recipe (plus overrides) into LLaMA-Factory training arguments."""
     merged = {**recipe, **(overrides or {})}
+    if merged.get("rlhf_type"):  # MPO mixes DPO and BCO losses with weights, which LLaMA-Factory's dpo stage lacks
+        raise ValueError(f"rlhf_type {merged['rlhf_type']!r}: preference (mpo) recipes run on ms-swift only "
+                         "(`ivl3 train RECIPE` with the default host runs swift rlhf; docs/preference-training.md)")
     out: Dict[str, Any] = {"stage": "sft", "do_train": True, "finetuning_type": "lora", "lora_target": "all",
                            "trust_remote_code": False, "overwrite_cache": True, "preprocessing_num_workers": None}
     unknown = []

@@ -45,7 +45,7 @@ class Ivl3PairEncoding:
         sides = self._guarded(chosen, encode)
         _log_first_pair(self, sides)
         out: Dict[str, Any] = {}
-        for prefix, encoded in zip(SIDES, sides):
+        for prefix, encoded in zip(SIDES, sides, strict=True):
             encoded['length'] = self._get_length(encoded['input_ids'], encoded['labels'])
             for key, value in encoded.items():
                 out[f'{prefix}_{key}'] = value
@@ -97,11 +97,12 @@ def _log_first_pair(template, sides) -> None:
     _logged.append(True)
     pixels = sides[0].get('pixel_values')
     tokens = [enc['input_ids'].count(template.img_context_id) for enc in sides]
-    from swift.utils import get_logger  # ms-swift's own logger: shown at INFO in every swift run log
+    # ms-swift's own logger: shown at INFO in every swift run log
+    from swift.utils import get_logger
 
-    get_logger().info("ivl3 template: first preference pair: %d pixel rows (tiles) read once for both sides; image tokens "
-             "chosen %d, rejected %d (%d per tile)", 0 if pixels is None else pixels.shape[0], tokens[0], tokens[1],
-             template.num_image_token)
+    get_logger().info("ivl3 template: first preference pair: %d pixel rows (tiles) read once for both sides; "
+                      "image tokens chosen %d, rejected %d (%d per tile)", 0 if pixels is None else pixels.shape[0],
+                      tokens[0], tokens[1], template.num_image_token)
 
 
 def same_media(chosen, rejected, sample_id: str) -> None:
