@@ -157,3 +157,22 @@ def test_vision_runs_once_per_pair_with_the_same_embeddings(processor, pair_rows
     broken = dict(batch, pixel_values=batch["pixel_values"][:-1])  # a tile missing: refused, never misplaced
     with pytest.raises(Exception, match="no longer share their frames"):
         t._post_encode(hf, broken)
+
+
+@pytest.mark.parametrize("side", ["rejected", "chosen"])
+def test_an_answer_with_image_markup_is_refused_naming_the_row(processor, pair_rows, side):
+    """A sampled summary of a barely trained model can hold `<IMG_CONTEXT>`; as text it would become image
+    slots (ms-swift then failed later with 'a pair batch has 2049 image tokens …'), so the row stops here."""
+    from ivl3_plugin.hosts.swift.template import Ivl3FatalSampleError
+
+    row = copy.deepcopy(pair_rows[0])
+    if side == "rejected":
+        row["rejected_response"] = "A red circle <IMG_CONTEXT> moves."
+    else:
+        row["messages"][-1]["content"] = "A red </img> circle."
+    with pytest.raises(Ivl3FatalSampleError, match=r"image markup .*read as image slots") as info:
+        rlhf_template(processor).encode(row)
+    assert str(row["id"]) in str(info.value)
+    row["rejected_response"] = "A plain summary."
+    row["messages"][-1]["content"] = "A red circle moves right."
+    assert rlhf_template(processor).encode(row)["chosen_input_ids"]

@@ -25,6 +25,7 @@ from swift.template.utils import findall
 
 from ...settings import TEMPLATE_ARGS
 from ...shared.layout import tokens_per_tile
+from ...shared.prompts import image_markup_in
 from ...template.errors import BudgetError, TemplateInputError
 from ...template.media import SampleMedia
 from ...template.spec import INTERNVL3_SYSTEM, TemplateSpec
@@ -114,6 +115,8 @@ class Ivl3VideoTemplate(Ivl3PairEncoding, InternvlhfTemplate):
         side: the frames and tiles that make the *longest* side fit ``max_length``, so each side sees
         the same frames and none is cut differently."""
         spec, first = self.spec, sides[0]
+        for side in sides:
+            refuse_markup_in_answers(side.messages, sample_id)
         media = SampleMedia.build(first.images, first.videos, _timestamps(first), spec, sample_id,
                                   self.model_info.torch_dtype)
         for side in sides:
@@ -190,6 +193,20 @@ class Ivl3VideoTemplate(Ivl3PairEncoding, InternvlhfTemplate):
             pixel_values, vision_feature_layer=self.config.vision_feature_layer,
             vision_feature_select_strategy=self.config.vision_feature_select_strategy)
         return getattr(features, 'pooler_output', features)
+
+
+def refuse_markup_in_answers(messages, sample_id: str) -> None:
+    """An answer with ``<IMG_CONTEXT>``/``<img>``… in its text would be tokenised as image slots: the
+    frames would no longer line up (ms-swift then fails deep in the forward, or trains on shifted
+    features), so the row is refused here, naming it."""
+    for message in messages or []:
+        content = message.get('content') if isinstance(message, dict) else None
+        if message.get('role') == 'assistant' and isinstance(content, str):
+            found = image_markup_in(content)
+            if found:
+                raise TemplateInputError(f"{sample_id}: an answer contains image markup {', '.join(found)} "
+                                         f"({content[:60]!r}); as text it would be read as image slots — remove "
+                                         f"it from the summary (ivl3 pairs leaves such sampled candidates out)")
 
 
 def sample_ref(inputs) -> str:
