@@ -68,15 +68,22 @@ def _register_timer_callback() -> None:
     class BenchTimer(TrainerCallback):
         def __init__(self, args, trainer):
             super().__init__(args, trainer)
-            self.marks, self.samples, self.tokens = [], [0], [0]
+            self.marks, self.samples, self.tokens, self.slots = [], [0], [0], [0]
+            self.batch_rows = []  # (samples, real tokens, slots) of each micro-batch fed
             original = trainer.training_step
 
             def counted(model, inputs, *a, **k):
+                # measured on the collated batch the model gets: slots = every position of input_ids
+                # (padding included), tokens = the real ones (attention mask; no mask = packed, no padding)
                 ids = inputs["input_ids"]
                 mask = inputs.get("attention_mask")
-                self.samples[-1] += int(ids.shape[0]) if mask is not None or "position_ids" not in inputs \
+                n = int(ids.shape[0]) if mask is not None or "position_ids" not in inputs \
                     else int((inputs["position_ids"] == 0).sum())
-                self.tokens[-1] += int(mask.sum()) if mask is not None else int(ids.numel())
+                real = int(mask.sum()) if mask is not None else int(ids.numel())
+                self.samples[-1] += n
+                self.tokens[-1] += real
+                self.slots[-1] += int(ids.numel())
+                self.batch_rows.append((n, real, int(ids.numel())))
                 return original(model, inputs, *a, **k)
 
             trainer.training_step = counted
@@ -106,6 +113,7 @@ def _register_timer_callback() -> None:
             self.marks.append(self._sync())
             self.samples.append(0)
             self.tokens.append(0)
+            self.slots.append(0)
             if self.prof is not None and state.global_step == self.profile_at:
                 self.prof.__exit__(None, None, None)
                 self.prof_wall = self.marks[-1] - self.prof_t0
@@ -122,6 +130,7 @@ def _register_timer_callback() -> None:
             cuda = torch.cuda.is_available()
             Path(out).write_text(json.dumps({
                 "step_ends": self.marks, "samples": self.samples[:-1], "tokens": self.tokens[:-1],
+                "slots": self.slots[:-1], "batches": self.batch_rows,
                 "losses": self.losses, "profile": getattr(self, "profile_summary", None),
                 "profiled_step": self.profile_at or None,
                 "peak_alloc_gib": torch.cuda.max_memory_allocated() / 2 ** 30 if cuda else None,
@@ -253,8 +262,13 @@ def write_video(path: Path, frames: int, size: int, seed: int) -> None:
         w.release()
 
 
-def make_data(work: Path, n_videos: int, frames: int, size: int) -> dict:
-    """Raw videos + annotations (native rows) and the same videos converted (our rows)."""
+def make_data(work: Path, n_videos: int, frames: int, size: int, mixed: tuple = None) -> dict:
+    """Raw videos + annotations (native rows) and the same videos converted (our rows); ``mixed=(lo, hi)``:
+    clips of lo..hi frames and summaries of 1-8 sentences instead (``benchmarks/mixed_data.py``)."""
+    if mixed:
+        from mixed_data import make_mixed_data
+
+        return make_mixed_data(work / f"mixed-{mixed[0]}-{mixed[1]}", n_videos, mixed[0], mixed[1], size, write_video)
     vids = work / "videos"
     vids.mkdir(parents=True, exist_ok=True)
     ann, native = [], []
@@ -288,13 +302,13 @@ def make_data(work: Path, n_videos: int, frames: int, size: int) -> dict:
 # ----------------------------------------------------------------------------- runs
 def swift_argv(model: Path, data: Path, tuner: str, micro: int, global_batch: int, steps: int, out: Path,
                ours: bool, device: str, workers: int, compile_layers: bool = False, accum: int = 0,
-               checkpointing: bool = None, callbacks: list = ()) -> list:
+               checkpointing: bool = None, callbacks: list = (), max_length: int = 8192) -> list:
     argv = [sys.executable, "-m", "swift.cli.main", "sft", "--model", str(model), "--dataset", str(data),
             "--split_dataset_ratio", "0", "--tuner_type", tuner, "--torch_dtype", "bfloat16" if device == "cuda"
             else "float32", "--freeze_vit", "true", "--freeze_aligner", "true", "--learning_rate", "1e-4",
             "--per_device_train_batch_size", str(micro), "--gradient_accumulation_steps",
             str(accum or max(1, global_batch // micro)), "--max_steps", str(steps), "--logging_steps", "1",
-            "--save_strategy", "no", "--eval_strategy", "no", "--report_to", "none", "--max_length", "8192",
+            "--save_strategy", "no", "--eval_strategy", "no", "--report_to", "none", "--max_length", str(max_length),
             "--attn_impl", "sdpa", "--output_dir", str(out), "--check_model", "false", "--seed", "42",
             "--external_plugins", str(Path(__file__).resolve()),
             *([str(REPO / "ivl3_plugin" / "hosts" / "swift" / "external_plugin.py")] if ours else []), "--callbacks", CALLBACK,
@@ -344,8 +358,12 @@ def summarise(res: dict, warmup: int, flops_per_token: float, peak_tflops: float
     w = min(warmup, len(samples) - 1)
     dt = ends[-1] - ends[w]
     n_s, n_t = sum(samples[w:]), sum(tokens[w:])
+    slots = res.get("slots") or tokens
     out = dict(res, measured_steps=len(samples) - w, s_per_step=dt / max(1, len(samples) - w),
-               samples_per_s=n_s / dt, tokens_per_s=n_t / dt, tokens_per_sample=n_t / max(1, n_s))
+               samples_per_s=n_s / dt, tokens_per_s=n_t / dt, tokens_per_sample=n_t / max(1, n_s),
+               # padded positions / all positions of every micro-batch fed (warm-up steps included: padding
+               # depends on which samples meet in a batch, not on timing)
+               padding_fraction=1 - sum(tokens) / max(1, sum(slots)), slots_per_s=sum(slots[w:]) / dt)
     out["mfu"] = (out["tokens_per_s"] * flops_per_token / (peak_tflops * 1e12)) if peak_tflops else None
     return out
 
@@ -472,6 +490,9 @@ def main(argv=None) -> int:
     ap.add_argument("--work", default=None, help="working folder (default: a temp dir under /tmp)")
     ap.add_argument("--out", default=None, help="write the results as JSON here")
     ap.add_argument("--frames", type=int, default=None)
+    ap.add_argument("--mixed", default=None, metavar="LO-HI",
+                    help="mixed-length data: clips of LO..HI frames (e.g. 8-32; --tiny: 2-8) and summaries of "
+                         "1-8 sentences, seeded; the results add each side's padding fraction")
     ap.add_argument("--videos", type=int, default=None, help="distinct clips (default 2x the samples trained)")
     ap.add_argument("--global-batch", type=int, default=None)
     ap.add_argument("--steps", type=int, default=None, help="optimizer steps per run")
@@ -506,6 +527,14 @@ def main(argv=None) -> int:
     tiny = args.tiny
     configs = (args.configs or ("tiny-lora" if tiny else "1b-lora,1b-full,8b-lora")).split(",")
     frames = args.frames or (4 if tiny else 16)
+    mixed = None
+    if args.mixed:
+        from mixed_data import parse_range
+
+        try:
+            mixed = parse_range(args.mixed)
+        except ValueError as exc:
+            ap.error(str(exc))
     gb = args.global_batch or (2 if tiny else 8)
     steps = args.steps or (3 if tiny else 6)
     peak = args.peak_tflops if args.peak_tflops is not None else (H200_BF16_TFLOPS if args.device == "cuda" else 0)
@@ -531,8 +560,16 @@ def main(argv=None) -> int:
         ap.error("--ours-extra / --native-extra: a JSON list of strings")
 
     t0 = time.perf_counter()
-    data = make_data(work / "data", n_videos, frames, 448 if not tiny else 96)
-    print(f"data: {n_videos} clips x {frames} frames ready in {time.perf_counter() - t0:.1f}s", flush=True)
+    data = make_data(work / "data", n_videos, frames, 448 if not tiny else 96, mixed)
+    max_length = 8192
+    if mixed:  # the planner and the FLOP count take the mean clip; max_length holds the longest whole
+        frames = max(1, round(data["frames_mean"]))
+        max_length = max(8192, -(-(mixed[1] * 256 + 1024) // 1024) * 1024)
+        print(f"data: {n_videos} clips of {data['frames_min']}-{data['frames_max']} frames (mean "
+              f"{data['frames_mean']:.1f}), summaries of {data['summary_chars_mean']:.0f} characters on average; "
+              f"max_length {max_length}; ready in {time.perf_counter() - t0:.1f}s", flush=True)
+    else:
+        print(f"data: {n_videos} clips x {frames} frames ready in {time.perf_counter() - t0:.1f}s", flush=True)
     env = dict(os.environ, HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1", TRANSFORMERS_OFFLINE="1",
                TOKENIZERS_PARALLELISM="false", PYTHONPATH=os.pathsep.join(
                    [str(REPO)] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]))
@@ -586,7 +623,7 @@ def main(argv=None) -> int:
             argv_ = swift_argv(model, st.rows, tuner, st.micro, gb, steps + (1 if profile_step else 0), run_dir, ours,
                                args.device, st.workers, compile_layers=st.compiled, accum=st.accum,
                                checkpointing=None if st.layers is None else st.layers > 0,
-                               callbacks=st.callbacks) + extra[ours] + st.extra
+                               callbacks=st.callbacks, max_length=max_length) + extra[ours] + st.extra
             run_env = dict(env, **({"IVL3_CALLBACK_ARGS": json.dumps(st.callback_args)} if st.callback_args else {}),
                            **({"IVL3_BENCH_PROFILE_STEP": str(profile_step)} if profile_step else {}))
             res = run_one(name, argv_, run_dir, run_env, args.timeout, Path(args.profile) if args.profile else None)
@@ -616,7 +653,7 @@ def main(argv=None) -> int:
             Path(args.out).parent.mkdir(parents=True, exist_ok=True)
             Path(args.out).write_text(json.dumps({"partial": True, "rows": rows}, indent=1))
     print_table(rows, [x for x in sides if any(x in r for r in rows)])
-    result = {"device": args.device, "tiny": tiny, "video_load_backend": env.get("VIDEO_LOAD_BACKEND", "pyav"), "frames": frames, "global_batch": gb, "steps": steps,
+    result = {"device": args.device, "tiny": tiny, "mixed": args.mixed, "video_load_backend": env.get("VIDEO_LOAD_BACKEND", "pyav"), "frames": frames, "global_batch": gb, "steps": steps,
               "warmup": args.warmup, "peak_tflops": peak, "total_wall_s": time.perf_counter() - t0, "rows": rows}
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
@@ -632,7 +669,7 @@ def main(argv=None) -> int:
 def print_table(rows: list, sides: list) -> None:
     """Measured beside predicted (the planner's memory and samples/s for the setting each side ran)."""
     head = f"{'config':<10}{'side':<8}{'mb x ga':>8}{'ckpt':>7}{'samples/s':>10}{'tokens/s':>9}{'s/step':>7}{'MFU':>7}" \
-           f"{'peak GiB':>9}{'planned':>8}{'meas/plan':>10}{'pred s/s':>9}"
+           f"{'peak GiB':>9}{'planned':>8}{'meas/plan':>10}{'pred s/s':>9}{'padding':>8}"
     print("\n" + head + "\n" + "-" * len(head))
     for r in rows:
         present = [x for x in sides if x in r]
@@ -649,7 +686,7 @@ def print_table(rows: list, sides: list) -> None:
             print(f"{r['config']:<10}{side:<8}{str(x['micro_batch']) + 'x' + str(x['grad_accum']):>8}{ckpt:>7}"
                   f"{x['samples_per_s']:>10.2f}{x['tokens_per_s']:>9.0f}{x['s_per_step']:>7.2f}{mfu:>7}"
                   f"{'-' if peak is None else format(peak, '.1f'):>9}{pred.get('peak_gib', 0):>8.1f}{ratio:>10}"
-                  f"{pred.get('samples_per_s', 0):>9.2f}")
+                  f"{pred.get('samples_per_s', 0):>9.2f}{100 * x.get('padding_fraction', 0):>7.1f}%")
         n = r.get("native")
         for side in [x for x in present if x != "native" and n is not None]:
             o = r[side]
