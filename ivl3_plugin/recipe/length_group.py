@@ -26,6 +26,8 @@ import random
 from typing import List, Sequence
 
 DEFAULT_WINDOW = 64
+LENGTH_GROUP_CALLBACK = "ivl3_length_group"  # the trainer callback that applies it (hosts/swift/length_group.py)
+LENGTH_GROUP_FIELDS = ("window",)  # its run settings (CALLBACK_ARGS): global micro-steps sorted together
 
 
 def grouped_micro_steps(lengths: Sequence[int], batch_size: int, *, seed: int = 0, epoch: int = 0,
