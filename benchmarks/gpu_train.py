@@ -14,6 +14,8 @@ real sizes, frozen ViT, 16-frame videos of 448x448) it trains
   (``ivl3_recompute``), applied by the same function as ``ivl3 train --plan``;
   ``plan80``: the plan for an 80 GiB GPU (skipped when it is the same setting as ``plan``);
   ``planx``: ``plan`` plus ``--planx-extra`` swift arguments / ``--planx-callback-args`` (an A/B of one change),
+* ``group`` / ``plang``: ``ours`` / ``plan`` with the ``ivl3_length_group`` callback (micro-batches of similar
+  length: with ``--mixed LO-HI`` data, clips of LO..HI frames, it removes most of the padding),
 
 each as its own ``python -m swift.cli.main sft`` process for a fixed number of optimizer steps,
 and prints samples/s, tokens/s, MFU and peak GPU memory with ours/native ratios, and beside each the
@@ -386,7 +388,8 @@ def flops_per_token(arch: str, tuner: str, tokens_per_sample: float, tiles_per_s
     return mult * n_llm + attn + (vit + proj) / tokens_per_sample
 
 
-SIDES = ("native", "ours", "ours1", "plan", "plan80", "planx")
+SIDES = ("native", "ours", "ours1", "group", "plan", "plan80", "planx", "plang")
+GROUP = "ivl3_length_group"  # the callback of the group/plang sides: micro-batches of similar length
 PLAN_TEXT_TOKENS, PLAN_LABEL_TOKENS = 339, 61  # a sample here: 16 x 256 image tokens + 339 text, ~60 answer tokens
 
 
@@ -505,6 +508,7 @@ def main(argv=None) -> int:
     ap.add_argument("--peak-tflops", type=float, default=None, help=f"MFU denominator (cuda: {H200_BF16_TFLOPS})")
     ap.add_argument("--sides", default="native,ours",
                     help="native, ours (our micro-batch), ours1 (ours at micro-batch 1: the same-memory point), "
+                         "group (ours + ivl3_length_group: micro-batches of similar length), plang (plan + it), "
                          "plan (what ivl3 plan chooses for this GPU), plan80 (for an 80 GiB GPU), planx (plan + "
                          "--planx-extra / --planx-callback-args)")
     ap.add_argument("--plan-gpu-memory", type=float, default=None,
@@ -561,9 +565,9 @@ def main(argv=None) -> int:
 
     t0 = time.perf_counter()
     data = make_data(work / "data", n_videos, frames, 448 if not tiny else 96, mixed)
-    max_length = 8192
+    max_length, plan_frames = 8192, frames
     if mixed:  # the planner and the FLOP count take the mean clip; max_length holds the longest whole
-        frames = max(1, round(data["frames_mean"]))
+        frames, plan_frames = max(1, round(data["frames_mean"])), data["frames_max"]
         max_length = max(8192, -(-(mixed[1] * 256 + 1024) // 1024) * 1024)
         print(f"data: {n_videos} clips of {data['frames_min']}-{data['frames_max']} frames (mean "
               f"{data['frames_mean']:.1f}), summaries of {data['summary_chars_mean']:.0f} characters on average; "
@@ -598,19 +602,23 @@ def main(argv=None) -> int:
         setups = {"native": Side(data["native"], 1, max(1, gb), native_workers, False, True, [], {}, None),
                   "ours": Side(data["ours"], ours_micro, max(1, gb // ours_micro), ours_workers, ours_compile, True,
                                [], {}, None),
-                  "ours1": Side(data["ours"], 1, gb, ours_workers, ours_compile, True, [], {}, None)}
-        for side, memory in (("plan", gpu_gib), ("plan80", 80.0), ("planx", gpu_gib)):
-            if side in sides:
-                setups[side] = plan_side(plan_arch, tuner, frames, gb, memory, data["ours"], ours_workers)
+                  "ours1": Side(data["ours"], 1, gb, ours_workers, ours_compile, True, [], {}, None),
+                  "group": Side(data["ours"], ours_micro, max(1, gb // ours_micro), ours_workers, ours_compile, True,
+                                [GROUP], {}, None)}
+        for side, memory in (("plan", gpu_gib), ("plan80", 80.0), ("planx", gpu_gib), ("plang", gpu_gib)):
+            if side in sides:  # mixed data: planned for the longest clip, the batch that must fit
+                setups[side] = plan_side(plan_arch, tuner, plan_frames, gb, memory, data["ours"], ours_workers)
+        if "plang" in setups:
+            setups["plang"] = replace(setups["plang"], callbacks=setups["plang"].callbacks + [GROUP])
         if "plan80" in setups and "plan" in setups and setups["plan80"].same_as(setups["plan"]):
             print(f"[{cfg}/plan80] the plan for 80 GiB is the plan for this GPU ({gpu_gib:.1f} GiB): not run again")
             setups.pop("plan80")
-        for side in ("plan", "plan80", "planx"):
+        for side in ("plan", "plan80", "planx", "plang"):
             if side in setups and plan_cb:
                 setups[side] = setups[side].with_extra([], plan_cb)
         if "planx" in setups:
             setups["planx"] = setups["planx"].with_extra(planx_extra, planx_cb)
-        for side in ("plan", "plan80", "planx"):  # compiled where the plan says, unless compile is off here
+        for side in ("plan", "plan80", "planx", "plang"):  # compiled where the plan says, unless compile is off here
             if side in setups:
                 setups[side] = replace(setups[side], compiled=setups[side].compiled and ours_compile)
         for side in [x for x in sides if x in setups]:
@@ -631,7 +639,7 @@ def main(argv=None) -> int:
             res["compiled"] = st.compiled
             res.update(micro_batch=st.micro, grad_accum=st.accum, workers=st.workers, callbacks=st.callbacks,
                        callback_args=st.callback_args, checkpoint_layers=st.layers)
-            res["predicted"] = predict_side(plan_arch, tuner, frames, st, gb)
+            res["predicted"] = predict_side(plan_arch, tuner, plan_frames, st, gb)
             if not res.get("failed"):
                 if profile_step:  # the profiled step is not timed
                     res["step_ends"], res["samples"], res["tokens"] = (res["step_ends"][:-1], res["samples"][:-1],
