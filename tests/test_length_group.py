@@ -60,3 +60,28 @@ def test_bad_arguments():
         grouped_micro_steps([1, 2], 0)
     with pytest.raises(ValueError):
         rank_batches([[0, 1]], rank=2, world_size=2)
+
+
+RECIPE = """
+model: m
+template: ivl3_video
+tuner_type: full
+dataset: [d]
+per_device_train_batch_size: 2
+gradient_accumulation_steps: 1
+"""
+
+
+def test_recipe_option_and_its_window_setting_are_validated():
+    from ivl3_plugin.recipe.config import apply_overrides, parse_recipe, validate
+
+    ok = apply_overrides(parse_recipe(RECIPE), {"callbacks": ["ivl3_length_group"],
+                                                "callback.ivl3_length_group.window": 8})
+    assert validate(ok) == []
+    for value, words in ((0, "whole number >= 1"), (2.5, "whole number >= 1"), (True, "whole number >= 1")):
+        bad = apply_overrides(parse_recipe(RECIPE), {"callbacks": ["ivl3_length_group"],
+                                                     "callback.ivl3_length_group.window": value})
+        assert any(words in p for p in validate(bad)), validate(bad)
+    bad = apply_overrides(parse_recipe(RECIPE), {"callbacks": ["ivl3_length_group"],
+                                                 "callback.ivl3_length_group.span": 8})
+    assert any("no setting 'span'" in p for p in validate(bad))
