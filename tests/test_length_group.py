@@ -85,3 +85,25 @@ def test_recipe_option_and_its_window_setting_are_validated():
     bad = apply_overrides(parse_recipe(RECIPE), {"callbacks": ["ivl3_length_group"],
                                                  "callback.ivl3_length_group.span": 8})
     assert any("no setting 'span'" in p for p in validate(bad))
+
+
+def test_plan_option_adds_the_callback_only_where_a_micro_batch_holds_several_samples():
+    from ivl3_plugin.recipe.plan import PlanRequest, make_plan
+    from ivl3_plugin.recipe.plan_apply import apply_plan, planned_overrides
+
+    base = dict(model="1B", gpus_per_node=1, gpu_memory_gib=80.0, frames=32, tuner="lora", global_batch=16,
+                checkpointing="auto", objective="fastest")
+    grouped = make_plan(PlanRequest(**base, max_micro_batch=None, length_group=True))
+    assert grouped.micro_batch > 1
+    args = {"callbacks": []}
+    apply_plan(args, grouped)
+    assert "ivl3_length_group" in args["callbacks"]
+    assert any("ivl3_length_group" in w for w in planned_overrides(grouped, {"callbacks": []}))
+    for request in (PlanRequest(**base, max_micro_batch=1, length_group=True),  # nothing to group
+                    PlanRequest(**base, max_micro_batch=None)):  # not asked for
+        args = {"callbacks": []}
+        apply_plan(args, make_plan(request))
+        assert "ivl3_length_group" not in (args.get("callbacks") or [])
+    args = {"callbacks": ["ivl3_length_group"]}  # a recipe that lists it keeps it under --plan
+    apply_plan(args, make_plan(PlanRequest(**base, max_micro_batch=1)))
+    assert "ivl3_length_group" in args["callbacks"]
