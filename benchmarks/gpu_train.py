@@ -435,21 +435,22 @@ def gpu_memory_gib() -> float:
     return int(out.stdout.strip().splitlines()[-1]) / 2 ** 30
 
 
-def plan_request(tuner: str, frames: int, gb: int, gpu_gib: float):
+def plan_request(tuner: str, frames: int, gb: int, gpu_gib: float, max_length: int = 8192):
     from ivl3_plugin.recipe.plan import PlanRequest
 
-    return PlanRequest(model="benchmark", gpus_per_node=1, gpu_memory_gib=gpu_gib, frames=frames, max_length=8192,
+    return PlanRequest(model="benchmark", gpus_per_node=1, gpu_memory_gib=gpu_gib, frames=frames, max_length=max_length,
                        tuner=tuner, global_batch=gb, max_micro_batch=None, text_tokens=PLAN_TEXT_TOKENS,
                        label_tokens=PLAN_LABEL_TOKENS, lora_rank=8, checkpointing="auto", objective="fastest")
 
 
-def plan_side(arch, tuner: str, frames: int, gb: int, gpu_gib: float, rows: Path, workers: int) -> Side:
+def plan_side(arch, tuner: str, frames: int, gb: int, gpu_gib: float, rows: Path, workers: int,
+              max_length: int = 8192) -> Side:
     """What ``ivl3 plan`` picks for one GPU of ``gpu_gib``, applied by ``ivl3 train --plan``'s own function."""
     from ivl3_plugin.recipe.plan import make_plan
     from ivl3_plugin.recipe.plan_apply import apply_plan
     from ivl3_plugin.settings import CALLBACK_ARGS
 
-    plan = make_plan(plan_request(tuner, frames, gb, gpu_gib), arch)
+    plan = make_plan(plan_request(tuner, frames, gb, gpu_gib, max_length), arch)
     args = {"callbacks": []}
     apply_plan(args, plan)
     callbacks = [c for c in args.get("callbacks", []) if c != "ivl3_compile"]
@@ -462,14 +463,14 @@ def plan_side(arch, tuner: str, frames: int, gb: int, gpu_gib: float, rows: Path
                 json.loads(raw) if raw else {}, plan.checkpoint_layers, [], plan)
 
 
-def predict_side(arch, tuner: str, frames: int, st: Side, gb: int) -> dict:
+def predict_side(arch, tuner: str, frames: int, st: Side, gb: int, max_length: int = 8192) -> dict:
     """The planner's memory and time for the setting a side runs (whatever chose it)."""
     from ivl3_plugin.recipe.memory import TrainSetup, estimate
     from ivl3_plugin.recipe.speed import step_time
 
     layers = arch.text.layers if st.layers is None else st.layers
     setup = TrainSetup(tuner=tuner, micro_batch=st.micro, frames=frames, text_tokens=PLAN_TEXT_TOKENS,
-                       label_tokens=PLAN_LABEL_TOKENS, max_length=8192, checkpoint_layers=layers, lora_rank=8,
+                       label_tokens=PLAN_LABEL_TOKENS, max_length=max_length, checkpoint_layers=layers, lora_rank=8,
                        compiled=st.compiled)
     t = step_time(arch, setup, st.accum, compiled=st.compiled)
     return {"peak_gib": estimate(arch, setup).total / 2 ** 30, "samples_per_s": t.samples_per_s,
@@ -607,7 +608,8 @@ def main(argv=None) -> int:
                                 [GROUP], {}, None)}
         for side, memory in (("plan", gpu_gib), ("plan80", 80.0), ("planx", gpu_gib), ("plang", gpu_gib)):
             if side in sides:  # mixed data: planned for the longest clip, the batch that must fit
-                setups[side] = plan_side(plan_arch, tuner, plan_frames, gb, memory, data["ours"], ours_workers)
+                setups[side] = plan_side(plan_arch, tuner, plan_frames, gb, memory, data["ours"], ours_workers,
+                                         max_length)
         if "plang" in setups:
             setups["plang"] = replace(setups["plang"], callbacks=setups["plang"].callbacks + [GROUP])
         if "plan80" in setups and "plan" in setups and setups["plan80"].same_as(setups["plan"]):
@@ -639,7 +641,7 @@ def main(argv=None) -> int:
             res["compiled"] = st.compiled
             res.update(micro_batch=st.micro, grad_accum=st.accum, workers=st.workers, callbacks=st.callbacks,
                        callback_args=st.callback_args, checkpoint_layers=st.layers)
-            res["predicted"] = predict_side(plan_arch, tuner, plan_frames, st, gb)
+            res["predicted"] = predict_side(plan_arch, tuner, plan_frames, st, gb, max_length)
             if not res.get("failed"):
                 if profile_step:  # the profiled step is not timed
                     res["step_ends"], res["samples"], res["tokens"] = (res["step_ends"][:-1], res["samples"][:-1],
