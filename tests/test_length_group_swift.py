@@ -123,3 +123,68 @@ def test_swift_refuses_padding_free_without_flash_attention(tiny_model, tmp_path
         with pytest.raises(ValueError, match="flash attention"):
             SftArguments(model=str(tiny_model), dataset=["ivl3-demo"], template="ivl3_video", attn_impl="sdpa",
                          output_dir=str(tmp_path), **{flag: True})
+
+
+class _Rows(list):
+    """A raw-row dataset as ms-swift's lazy dataset wraps it (``.dataset``)."""
+
+
+class _Lazy:
+    def __init__(self, rows):
+        self.dataset = _Rows(rows)
+
+    def __len__(self):
+        return len(self.dataset)
+
+
+class _Template:
+    padding_free, sequence_parallel_size = False, 1
+
+    def ivl3_length(self, row):
+        return row["n"]
+
+
+class _Args:
+    train_dataloader_shuffle = True
+
+
+def test_callback_swaps_swift_batch_sampler_for_grouped_batches_and_refuses_what_it_cannot_group():
+    import swift.trainers.mixin as swift_mixin
+
+    from ivl3_plugin.hosts.swift.length_group import GroupedBatchSampler, LengthGroupError, \
+        length_group_callback_class
+
+    lengths = [100 * (i % 7) + i for i in range(40)]
+
+    class Trainer:
+        template, train_dataset = _Template(), _Lazy([{"n": n} for n in lengths])
+
+        def get_train_dataloader(self):  # what ms-swift does inside: build its batch sampler by this name
+            return swift_mixin.BatchSamplerShard(len(self.train_dataset), batch_size=4, shuffle=True,
+                                                 drop_last=False, data_seed=7, tp_size=1)
+
+    cls = length_group_callback_class()
+    trainer = Trainer()
+    original = swift_mixin.BatchSamplerShard
+    cls(_Args(), trainer)
+    sampler = trainer.get_train_dataloader()
+    assert swift_mixin.BatchSamplerShard is original  # swapped for that call only
+    assert isinstance(sampler, GroupedBatchSampler)
+    epoch0 = list(sampler)
+    assert sorted(i for b in epoch0 for i in b) == list(range(40)) and len(sampler) == len(epoch0) == 10
+    spread = [max(lengths[i] for i in b) - min(lengths[i] for i in b) for b in epoch0]
+    assert max(spread) < 100  # each batch holds one length band
+    sampler.set_epoch(1)
+    assert list(sampler) != epoch0 and sorted(i for b in sampler for i in b) == list(range(40))
+
+    for template, args, words in ((type("T", (_Template,), {"padding_free": True})(), _Args(), "padding_free"),
+                                  (_Template(), type("A", (), {"train_dataloader_shuffle": False})(), "shuffle")):
+        bad = Trainer()
+        bad.template = template
+        with pytest.raises(LengthGroupError, match=words):
+            cls(args, bad)
+    other = Trainer()
+    other.template = object()  # not our template and no 'lengths' column: nothing to sort by
+    cls(_Args(), other)
+    with pytest.raises(LengthGroupError, match="ivl3_video"):
+        other.get_train_dataloader()
