@@ -1,8 +1,8 @@
 """``ivl3_length_group``: ms-swift trains on length-grouped micro-batches (``ivl3_plugin.recipe.length_group``).
 
-Why our own and not ``--group_by_length``: ms-swift's needs a ``lengths`` column, which exists only when
-the whole dataset is encoded before training; for a multimodal dataset it then turns lazy encoding off
-and stores every sample's pixels (tens of MB per 16-frame clip) before the first step.  Our template
+Why our own and not ``--group_by_length``: ms-swift's needs a ``lengths`` column, so for a multimodal
+dataset it turns lazy encoding off and fully encodes every sample once before the first step (every frame
+read and tiled) only to keep its length, then encodes it again while training.  Our template
 knows a sample's token count from its text and frame count alone (:meth:`Ivl3VideoTemplate.ivl3_length`:
 the budget plan, no pixels for one-tile frames), so the rows stay lazy and only the order changes.
 
