@@ -26,6 +26,11 @@ that synchronises the GPU at every optimizer step; the first ``--warmup`` steps 
 
 GPU (one H200, ~6-8 min):  python3 benchmarks/gpu_train.py --out $OUT/gpu_train.json
 CPU proof at toy size:     python benchmarks/gpu_train.py --device cpu --tiny --out /tmp/gpu_train.json
+Mixed-length data (``--mixed LO-HI``: clips of LO..HI frames, summaries of 1-8 sentences; each side's padding
+fraction is counted on the collated batches):
+  GPU:  python3 benchmarks/gpu_train.py --configs 8b-lora --mixed 8-32 --sides native,plan,plang  (planner_gpu.sh mixed)
+  CPU:  python benchmarks/gpu_train.py --device cpu --tiny --mixed 8-32 --ours-batch 4 --global-batch 8 --steps 3 \
+            --sides native,ours,group
 """
 from __future__ import annotations
 
