@@ -14,6 +14,8 @@ real sizes, frozen ViT, 16-frame videos of 448x448) it trains
   (``ivl3_recompute``), applied by the same function as ``ivl3 train --plan``;
   ``plan80``: the plan for an 80 GiB GPU (skipped when it is the same setting as ``plan``);
   ``planx``: ``plan`` plus ``--planx-extra`` swift arguments / ``--planx-callback-args`` (an A/B of one change),
+* ``group`` / ``plang``: ``ours`` / ``plan`` with the ``ivl3_length_group`` callback (micro-batches of similar
+  length: with ``--mixed LO-HI`` data, clips of LO..HI frames, it removes most of the padding),
 
 each as its own ``python -m swift.cli.main sft`` process for a fixed number of optimizer steps,
 and prints samples/s, tokens/s, MFU and peak GPU memory with ours/native ratios, and beside each the
@@ -24,6 +26,11 @@ that synchronises the GPU at every optimizer step; the first ``--warmup`` steps 
 
 GPU (one H200, ~6-8 min):  python3 benchmarks/gpu_train.py --out $OUT/gpu_train.json
 CPU proof at toy size:     python benchmarks/gpu_train.py --device cpu --tiny --out /tmp/gpu_train.json
+Mixed-length data (``--mixed LO-HI``: clips of LO..HI frames, summaries of 1-8 sentences; each side's padding
+fraction is counted on the collated batches):
+  GPU:  python3 benchmarks/gpu_train.py --configs 8b-lora --mixed 8-32 --sides native,plan,plang  (planner_gpu.sh mixed)
+  CPU:  python benchmarks/gpu_train.py --device cpu --tiny --mixed 8-32 --ours-batch 4 --global-batch 8 --steps 3 \
+            --sides native,ours,group
 """
 from __future__ import annotations
 
@@ -68,15 +75,22 @@ def _register_timer_callback() -> None:
     class BenchTimer(TrainerCallback):
         def __init__(self, args, trainer):
             super().__init__(args, trainer)
-            self.marks, self.samples, self.tokens = [], [0], [0]
+            self.marks, self.samples, self.tokens, self.slots = [], [0], [0], [0]
+            self.batch_rows = []  # (samples, real tokens, slots) of each micro-batch fed
             original = trainer.training_step
 
             def counted(model, inputs, *a, **k):
+                # measured on the collated batch the model gets: slots = every position of input_ids
+                # (padding included), tokens = the real ones (attention mask; no mask = packed, no padding)
                 ids = inputs["input_ids"]
                 mask = inputs.get("attention_mask")
-                self.samples[-1] += int(ids.shape[0]) if mask is not None or "position_ids" not in inputs \
+                n = int(ids.shape[0]) if mask is not None or "position_ids" not in inputs \
                     else int((inputs["position_ids"] == 0).sum())
-                self.tokens[-1] += int(mask.sum()) if mask is not None else int(ids.numel())
+                real = int(mask.sum()) if mask is not None else int(ids.numel())
+                self.samples[-1] += n
+                self.tokens[-1] += real
+                self.slots[-1] += int(ids.numel())
+                self.batch_rows.append((n, real, int(ids.numel())))
                 return original(model, inputs, *a, **k)
 
             trainer.training_step = counted
@@ -106,6 +120,7 @@ def _register_timer_callback() -> None:
             self.marks.append(self._sync())
             self.samples.append(0)
             self.tokens.append(0)
+            self.slots.append(0)
             if self.prof is not None and state.global_step == self.profile_at:
                 self.prof.__exit__(None, None, None)
                 self.prof_wall = self.marks[-1] - self.prof_t0
@@ -122,6 +137,7 @@ def _register_timer_callback() -> None:
             cuda = torch.cuda.is_available()
             Path(out).write_text(json.dumps({
                 "step_ends": self.marks, "samples": self.samples[:-1], "tokens": self.tokens[:-1],
+                "slots": self.slots[:-1], "batches": self.batch_rows,
                 "losses": self.losses, "profile": getattr(self, "profile_summary", None),
                 "profiled_step": self.profile_at or None,
                 "peak_alloc_gib": torch.cuda.max_memory_allocated() / 2 ** 30 if cuda else None,
@@ -254,8 +270,13 @@ def write_video(path: Path, frames: int, size: int, seed: int) -> None:
         w.release()
 
 
-def make_data(work: Path, n_videos: int, frames: int, size: int) -> dict:
-    """Raw videos + annotations (native rows) and the same videos converted (our rows)."""
+def make_data(work: Path, n_videos: int, frames: int, size: int, mixed: tuple = None) -> dict:
+    """Raw videos + annotations (native rows) and the same videos converted (our rows); ``mixed=(lo, hi)``:
+    clips of lo..hi frames and summaries of 1-8 sentences instead (``benchmarks/mixed_data.py``)."""
+    if mixed:
+        from mixed_data import make_mixed_data
+
+        return make_mixed_data(work / f"mixed-{mixed[0]}-{mixed[1]}", n_videos, mixed[0], mixed[1], size, write_video)
     vids = work / "videos"
     vids.mkdir(parents=True, exist_ok=True)
     ann, native = [], []
@@ -289,13 +310,13 @@ def make_data(work: Path, n_videos: int, frames: int, size: int) -> dict:
 # ----------------------------------------------------------------------------- runs
 def swift_argv(model: Path, data: Path, tuner: str, micro: int, global_batch: int, steps: int, out: Path,
                ours: bool, device: str, workers: int, compile_layers: bool = False, accum: int = 0,
-               checkpointing: bool = None, callbacks: list = ()) -> list:
+               checkpointing: bool = None, callbacks: list = (), max_length: int = 8192) -> list:
     argv = [sys.executable, "-m", "swift.cli.main", "sft", "--model", str(model), "--dataset", str(data),
             "--split_dataset_ratio", "0", "--tuner_type", tuner, "--torch_dtype", "bfloat16" if device == "cuda"
             else "float32", "--freeze_vit", "true", "--freeze_aligner", "true", "--learning_rate", "1e-4",
             "--per_device_train_batch_size", str(micro), "--gradient_accumulation_steps",
             str(accum or max(1, global_batch // micro)), "--max_steps", str(steps), "--logging_steps", "1",
-            "--save_strategy", "no", "--eval_strategy", "no", "--report_to", "none", "--max_length", "8192",
+            "--save_strategy", "no", "--eval_strategy", "no", "--report_to", "none", "--max_length", str(max_length),
             "--attn_impl", "sdpa", "--output_dir", str(out), "--check_model", "false", "--seed", "42",
             "--external_plugins", str(Path(__file__).resolve()),
             *([str(REPO / "ivl3_plugin" / "hosts" / "swift" / "external_plugin.py")] if ours else []), "--callbacks", CALLBACK,
@@ -345,8 +366,12 @@ def summarise(res: dict, warmup: int, flops_per_token: float, peak_tflops: float
     w = min(warmup, len(samples) - 1)
     dt = ends[-1] - ends[w]
     n_s, n_t = sum(samples[w:]), sum(tokens[w:])
+    slots = res.get("slots") or tokens
     out = dict(res, measured_steps=len(samples) - w, s_per_step=dt / max(1, len(samples) - w),
-               samples_per_s=n_s / dt, tokens_per_s=n_t / dt, tokens_per_sample=n_t / max(1, n_s))
+               samples_per_s=n_s / dt, tokens_per_s=n_t / dt, tokens_per_sample=n_t / max(1, n_s),
+               # padded positions / all positions of every micro-batch fed (warm-up steps included: padding
+               # depends on which samples meet in a batch, not on timing)
+               padding_fraction=1 - sum(tokens) / max(1, sum(slots)), slots_per_s=sum(slots[w:]) / dt)
     out["mfu"] = (out["tokens_per_s"] * flops_per_token / (peak_tflops * 1e12)) if peak_tflops else None
     return out
 
@@ -369,7 +394,8 @@ def flops_per_token(arch: str, tuner: str, tokens_per_sample: float, tiles_per_s
     return mult * n_llm + attn + (vit + proj) / tokens_per_sample
 
 
-SIDES = ("native", "ours", "ours1", "plan", "plan80", "planx")
+SIDES = ("native", "ours", "ours1", "group", "plan", "plan80", "planx", "plang")
+GROUP = "ivl3_length_group"  # the callback of the group/plang sides: micro-batches of similar length
 PLAN_TEXT_TOKENS, PLAN_LABEL_TOKENS = 339, 61  # a sample here: 16 x 256 image tokens + 339 text, ~60 answer tokens
 
 
@@ -415,21 +441,22 @@ def gpu_memory_gib() -> float:
     return int(out.stdout.strip().splitlines()[-1]) / 2 ** 30
 
 
-def plan_request(tuner: str, frames: int, gb: int, gpu_gib: float):
+def plan_request(tuner: str, frames: int, gb: int, gpu_gib: float, max_length: int = 8192):
     from ivl3_plugin.recipe.plan import PlanRequest
 
-    return PlanRequest(model="benchmark", gpus_per_node=1, gpu_memory_gib=gpu_gib, frames=frames, max_length=8192,
+    return PlanRequest(model="benchmark", gpus_per_node=1, gpu_memory_gib=gpu_gib, frames=frames, max_length=max_length,
                        tuner=tuner, global_batch=gb, max_micro_batch=None, text_tokens=PLAN_TEXT_TOKENS,
                        label_tokens=PLAN_LABEL_TOKENS, lora_rank=8, checkpointing="auto", objective="fastest")
 
 
-def plan_side(arch, tuner: str, frames: int, gb: int, gpu_gib: float, rows: Path, workers: int) -> Side:
+def plan_side(arch, tuner: str, frames: int, gb: int, gpu_gib: float, rows: Path, workers: int,
+              max_length: int = 8192) -> Side:
     """What ``ivl3 plan`` picks for one GPU of ``gpu_gib``, applied by ``ivl3 train --plan``'s own function."""
     from ivl3_plugin.recipe.plan import make_plan
     from ivl3_plugin.recipe.plan_apply import apply_plan
     from ivl3_plugin.settings import CALLBACK_ARGS
 
-    plan = make_plan(plan_request(tuner, frames, gb, gpu_gib), arch)
+    plan = make_plan(plan_request(tuner, frames, gb, gpu_gib, max_length), arch)
     args = {"callbacks": []}
     apply_plan(args, plan)
     callbacks = [c for c in args.get("callbacks", []) if c != "ivl3_compile"]
@@ -442,14 +469,14 @@ def plan_side(arch, tuner: str, frames: int, gb: int, gpu_gib: float, rows: Path
                 json.loads(raw) if raw else {}, plan.checkpoint_layers, [], plan)
 
 
-def predict_side(arch, tuner: str, frames: int, st: Side, gb: int) -> dict:
+def predict_side(arch, tuner: str, frames: int, st: Side, gb: int, max_length: int = 8192) -> dict:
     """The planner's memory and time for the setting a side runs (whatever chose it)."""
     from ivl3_plugin.recipe.memory import TrainSetup, estimate
     from ivl3_plugin.recipe.speed import step_time
 
     layers = arch.text.layers if st.layers is None else st.layers
     setup = TrainSetup(tuner=tuner, micro_batch=st.micro, frames=frames, text_tokens=PLAN_TEXT_TOKENS,
-                       label_tokens=PLAN_LABEL_TOKENS, max_length=8192, checkpoint_layers=layers, lora_rank=8,
+                       label_tokens=PLAN_LABEL_TOKENS, max_length=max_length, checkpoint_layers=layers, lora_rank=8,
                        compiled=st.compiled)
     t = step_time(arch, setup, st.accum, compiled=st.compiled)
     return {"peak_gib": estimate(arch, setup).total / 2 ** 30, "samples_per_s": t.samples_per_s,
@@ -473,6 +500,9 @@ def main(argv=None) -> int:
     ap.add_argument("--work", default=None, help="working folder (default: a temp dir under /tmp)")
     ap.add_argument("--out", default=None, help="write the results as JSON here")
     ap.add_argument("--frames", type=int, default=None)
+    ap.add_argument("--mixed", default=None, metavar="LO-HI",
+                    help="mixed-length data: clips of LO..HI frames (e.g. 8-32; --tiny: 2-8) and summaries of "
+                         "1-8 sentences, seeded; the results add each side's padding fraction")
     ap.add_argument("--videos", type=int, default=None, help="distinct clips (default 2x the samples trained)")
     ap.add_argument("--global-batch", type=int, default=None)
     ap.add_argument("--steps", type=int, default=None, help="optimizer steps per run")
@@ -485,6 +515,7 @@ def main(argv=None) -> int:
     ap.add_argument("--peak-tflops", type=float, default=None, help=f"MFU denominator (cuda: {H200_BF16_TFLOPS})")
     ap.add_argument("--sides", default="native,ours",
                     help="native, ours (our micro-batch), ours1 (ours at micro-batch 1: the same-memory point), "
+                         "group (ours + ivl3_length_group: micro-batches of similar length), plang (plan + it), "
                          "plan (what ivl3 plan chooses for this GPU), plan80 (for an 80 GiB GPU), planx (plan + "
                          "--planx-extra / --planx-callback-args)")
     ap.add_argument("--plan-gpu-memory", type=float, default=None,
@@ -507,6 +538,14 @@ def main(argv=None) -> int:
     tiny = args.tiny
     configs = (args.configs or ("tiny-lora" if tiny else "1b-lora,1b-full,8b-lora")).split(",")
     frames = args.frames or (4 if tiny else 16)
+    mixed = None
+    if args.mixed:
+        from mixed_data import parse_range
+
+        try:
+            mixed = parse_range(args.mixed)
+        except ValueError as exc:
+            ap.error(str(exc))
     gb = args.global_batch or (2 if tiny else 8)
     steps = args.steps or (3 if tiny else 6)
     peak = args.peak_tflops if args.peak_tflops is not None else (H200_BF16_TFLOPS if args.device == "cuda" else 0)
@@ -532,8 +571,16 @@ def main(argv=None) -> int:
         ap.error("--ours-extra / --native-extra: a JSON list of strings")
 
     t0 = time.perf_counter()
-    data = make_data(work / "data", n_videos, frames, 448 if not tiny else 96)
-    print(f"data: {n_videos} clips x {frames} frames ready in {time.perf_counter() - t0:.1f}s", flush=True)
+    data = make_data(work / "data", n_videos, frames, 448 if not tiny else 96, mixed)
+    max_length, plan_frames = 8192, frames
+    if mixed:  # the planner and the FLOP count take the mean clip; max_length holds the longest whole
+        frames, plan_frames = max(1, round(data["frames_mean"])), data["frames_max"]
+        max_length = max(8192, -(-(mixed[1] * 256 + 1024) // 1024) * 1024)
+        print(f"data: {n_videos} clips of {data['frames_min']}-{data['frames_max']} frames (mean "
+              f"{data['frames_mean']:.1f}), summaries of {data['summary_chars_mean']:.0f} characters on average; "
+              f"max_length {max_length}; ready in {time.perf_counter() - t0:.1f}s", flush=True)
+    else:
+        print(f"data: {n_videos} clips x {frames} frames ready in {time.perf_counter() - t0:.1f}s", flush=True)
     env = dict(os.environ, HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1", TRANSFORMERS_OFFLINE="1",
                TOKENIZERS_PARALLELISM="false", PYTHONPATH=os.pathsep.join(
                    [str(REPO)] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]))
@@ -562,19 +609,24 @@ def main(argv=None) -> int:
         setups = {"native": Side(data["native"], 1, max(1, gb), native_workers, False, True, [], {}, None),
                   "ours": Side(data["ours"], ours_micro, max(1, gb // ours_micro), ours_workers, ours_compile, True,
                                [], {}, None),
-                  "ours1": Side(data["ours"], 1, gb, ours_workers, ours_compile, True, [], {}, None)}
-        for side, memory in (("plan", gpu_gib), ("plan80", 80.0), ("planx", gpu_gib)):
-            if side in sides:
-                setups[side] = plan_side(plan_arch, tuner, frames, gb, memory, data["ours"], ours_workers)
+                  "ours1": Side(data["ours"], 1, gb, ours_workers, ours_compile, True, [], {}, None),
+                  "group": Side(data["ours"], ours_micro, max(1, gb // ours_micro), ours_workers, ours_compile, True,
+                                [GROUP], {}, None)}
+        for side, memory in (("plan", gpu_gib), ("plan80", 80.0), ("planx", gpu_gib), ("plang", gpu_gib)):
+            if side in sides:  # mixed data: planned for the longest clip, the batch that must fit
+                setups[side] = plan_side(plan_arch, tuner, plan_frames, gb, memory, data["ours"], ours_workers,
+                                         max_length)
+        if "plang" in setups:
+            setups["plang"] = replace(setups["plang"], callbacks=setups["plang"].callbacks + [GROUP])
         if "plan80" in setups and "plan" in setups and setups["plan80"].same_as(setups["plan"]):
             print(f"[{cfg}/plan80] the plan for 80 GiB is the plan for this GPU ({gpu_gib:.1f} GiB): not run again")
             setups.pop("plan80")
-        for side in ("plan", "plan80", "planx"):
+        for side in ("plan", "plan80", "planx", "plang"):
             if side in setups and plan_cb:
                 setups[side] = setups[side].with_extra([], plan_cb)
         if "planx" in setups:
             setups["planx"] = setups["planx"].with_extra(planx_extra, planx_cb)
-        for side in ("plan", "plan80", "planx"):  # compiled where the plan says, unless compile is off here
+        for side in ("plan", "plan80", "planx", "plang"):  # compiled where the plan says, unless compile is off here
             if side in setups:
                 setups[side] = replace(setups[side], compiled=setups[side].compiled and ours_compile)
         for side in [x for x in sides if x in setups]:
@@ -587,7 +639,7 @@ def main(argv=None) -> int:
             argv_ = swift_argv(model, st.rows, tuner, st.micro, gb, steps + (1 if profile_step else 0), run_dir, ours,
                                args.device, st.workers, compile_layers=st.compiled, accum=st.accum,
                                checkpointing=None if st.layers is None else st.layers > 0,
-                               callbacks=st.callbacks) + extra[ours] + st.extra
+                               callbacks=st.callbacks, max_length=max_length) + extra[ours] + st.extra
             run_env = dict(env, **({"IVL3_CALLBACK_ARGS": json.dumps(st.callback_args)} if st.callback_args else {}),
                            **({"IVL3_BENCH_PROFILE_STEP": str(profile_step)} if profile_step else {}))
             res = run_one(name, argv_, run_dir, run_env, args.timeout, Path(args.profile) if args.profile else None)
@@ -595,7 +647,7 @@ def main(argv=None) -> int:
             res["compiled"] = st.compiled
             res.update(micro_batch=st.micro, grad_accum=st.accum, workers=st.workers, callbacks=st.callbacks,
                        callback_args=st.callback_args, checkpoint_layers=st.layers)
-            res["predicted"] = predict_side(plan_arch, tuner, frames, st, gb)
+            res["predicted"] = predict_side(plan_arch, tuner, plan_frames, st, gb, max_length)
             if not res.get("failed"):
                 if profile_step:  # the profiled step is not timed
                     res["step_ends"], res["samples"], res["tokens"] = (res["step_ends"][:-1], res["samples"][:-1],
@@ -617,7 +669,7 @@ def main(argv=None) -> int:
             Path(args.out).parent.mkdir(parents=True, exist_ok=True)
             Path(args.out).write_text(json.dumps({"partial": True, "rows": rows}, indent=1))
     print_table(rows, [x for x in sides if any(x in r for r in rows)])
-    result = {"device": args.device, "tiny": tiny, "video_load_backend": env.get("VIDEO_LOAD_BACKEND", "pyav"), "frames": frames, "global_batch": gb, "steps": steps,
+    result = {"device": args.device, "tiny": tiny, "mixed": args.mixed, "video_load_backend": env.get("VIDEO_LOAD_BACKEND", "pyav"), "frames": frames, "global_batch": gb, "steps": steps,
               "warmup": args.warmup, "peak_tflops": peak, "total_wall_s": time.perf_counter() - t0, "rows": rows}
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
@@ -633,7 +685,7 @@ def main(argv=None) -> int:
 def print_table(rows: list, sides: list) -> None:
     """Measured beside predicted (the planner's memory and samples/s for the setting each side ran)."""
     head = f"{'config':<10}{'side':<8}{'mb x ga':>8}{'ckpt':>7}{'samples/s':>10}{'tokens/s':>9}{'s/step':>7}{'MFU':>7}" \
-           f"{'peak GiB':>9}{'planned':>8}{'meas/plan':>10}{'pred s/s':>9}"
+           f"{'peak GiB':>9}{'planned':>8}{'meas/plan':>10}{'pred s/s':>9}{'padding':>8}"
     print("\n" + head + "\n" + "-" * len(head))
     for r in rows:
         present = [x for x in sides if x in r]
@@ -650,7 +702,7 @@ def print_table(rows: list, sides: list) -> None:
             print(f"{r['config']:<10}{side:<8}{str(x['micro_batch']) + 'x' + str(x['grad_accum']):>8}{ckpt:>7}"
                   f"{x['samples_per_s']:>10.2f}{x['tokens_per_s']:>9.0f}{x['s_per_step']:>7.2f}{mfu:>7}"
                   f"{'-' if peak is None else format(peak, '.1f'):>9}{pred.get('peak_gib', 0):>8.1f}{ratio:>10}"
-                  f"{pred.get('samples_per_s', 0):>9.2f}")
+                  f"{pred.get('samples_per_s', 0):>9.2f}{100 * x.get('padding_fraction', 0):>7.1f}%")
         n = r.get("native")
         for side in [x for x in present if x != "native" and n is not None]:
             o = r[side]

@@ -78,6 +78,9 @@ def add_parser(sub) -> None:
                    help="gradient checkpointing: auto (the planner chooses), all, none, or a number of LLM layers")
     p.add_argument("--no-grad-checkpointing", action="store_true", help="the same as --checkpointing none")
     p.add_argument("--headroom", type=share, default=0.9, help="share of GPU memory a plan may use (default 0.9)")
+    p.add_argument("--length-group", action="store_true",
+                   help="mixed-length data (give --frames of your longest clips): the run line groups micro-batches "
+                        "by length (callback ivl3_length_group) when the per-device batch is above 1")
     p.add_argument("--json", action="store_true", help="print the plan as JSON")
     p.set_defaults(func=run)
 
@@ -154,7 +157,7 @@ def run(args) -> int:
                           frames=args.frames, max_length=args.max_length, tuner=args.tuner,
                           global_batch=args.global_batch, max_micro_batch=args.max_micro_batch,
                           text_tokens=args.text_tokens, checkpointing=ckpt, headroom=args.headroom, objective="fastest",
-                          stage=args.stage)
+                          stage=args.stage, length_group=args.length_group)
         plan = make_plan(req)
     except ValueError as exc:
         raise UserError(str(exc)) from None

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any, Dict, List, Optional
 
 from .compile import ATTENTION_CHOICES, CALLBACK_NAME, COMPILE_FIELDS, RECOMPUTE_CALLBACK, RECOMPUTE_FIELDS
+from .length_group import LENGTH_GROUP_CALLBACK, LENGTH_GROUP_FIELDS
 
 
 def callback_args(recipe_args: Dict[str, Any]) -> Dict[str, Any]:
@@ -44,7 +45,8 @@ def set_callback_args(recipe_args: Dict[str, Any], callback: str, values: Option
             recipe_args.pop("ENV")
 
 
-CALLBACK_FIELDS = {RECOMPUTE_CALLBACK: RECOMPUTE_FIELDS, CALLBACK_NAME: COMPILE_FIELDS}
+CALLBACK_FIELDS = {RECOMPUTE_CALLBACK: RECOMPUTE_FIELDS, CALLBACK_NAME: COMPILE_FIELDS,
+                   LENGTH_GROUP_CALLBACK: LENGTH_GROUP_FIELDS}
 
 
 def field_error(callback: str, key: str, value: Any) -> Optional[str]:
@@ -52,6 +54,9 @@ def field_error(callback: str, key: str, value: Any) -> Optional[str]:
     if callback == RECOMPUTE_CALLBACK and key == "layers":
         if isinstance(value, bool) or not isinstance(value, int) or value < 0:
             return f"{callback}.{key} must be a whole number >= 0, got {value!r}"
+    if callback == LENGTH_GROUP_CALLBACK and key == "window":
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            return f"{callback}.{key} must be a whole number >= 1, got {value!r}"
     if callback == CALLBACK_NAME and key == "attention" and value not in ATTENTION_CHOICES:
         return f"{callback}.{key} must be one of {', '.join(ATTENTION_CHOICES)}, got {value!r}"
     return None

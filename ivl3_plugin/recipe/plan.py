@@ -53,6 +53,7 @@ class PlanRequest:
     stages: Optional[Sequence[Stage]] = None  # None: default order for the tuner and GPU count
     objective: str = "largest-batch"  # or "fastest"
     stage: str = "sft"  # "mpo": preference pairs with a reference model (memory.py)
+    length_group: bool = False  # mixed-length data: group micro-batches by length (ivl3_length_group) when > 1
 
     @property
     def world(self) -> int:

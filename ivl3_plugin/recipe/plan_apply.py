@@ -15,6 +15,7 @@ from typing import Any, Dict, List
 from .callback_args import set_callback_args
 from .compile import CALLBACK_NAME as COMPILE_CALLBACK, RECOMPUTE_CALLBACK
 from .config import Recipe, RecipeError, global_batch, recipe_stage
+from .length_group import LENGTH_GROUP_CALLBACK
 from .plan import Plan, PlanRequest, make_plan
 
 PLANNED_KEYS = ("per_device_train_batch_size", "gradient_accumulation_steps", "deepspeed", "gradient_checkpointing",
@@ -44,7 +45,8 @@ def plan_request_for(recipe: Recipe, gpus_per_node: int, nodes: int, gpu_memory_
                        global_batch=int(m.get("global_batch") or global_batch(a, gpus_per_node * nodes)),
                        max_micro_batch=None, lora_rank=int(a.get("lora_rank") or 16),
                        lora_dropout=float(a.get("lora_dropout", 0.05) or 0.0), checkpointing="auto",
-                       headroom=headroom, objective="fastest", stage=recipe_stage(a))
+                       headroom=headroom, objective="fastest", stage=recipe_stage(a),
+                       length_group=LENGTH_GROUP_CALLBACK in (a.get("callbacks") or []))
 
 
 def plan_for_recipe(recipe: Recipe, gpus_per_node: int, nodes: int, gpu_memory_gib: float) -> Plan:
@@ -65,7 +67,8 @@ def plan_settings(plan: Plan) -> Dict[str, Any]:
 def apply_plan(args: Dict[str, Any], plan: Plan) -> None:
     """Write ``plan`` into a recipe's ms-swift arguments, in place: batch split, DeepSpeed, checkpointing,
     and the callbacks: ``ivl3_compile`` where the stage allows it, ``ivl3_recompute`` with its layer count
-    (a run setting in the ENV block) when only some layers are checkpointed."""
+    (a run setting in the ENV block) when only some layers are checkpointed, and ``ivl3_length_group`` when the
+    request asks for it and a micro-batch holds more than one sample."""
     for key, value in plan_settings(plan).items():
         if value is None:
             args.pop(key, None)
@@ -74,6 +77,8 @@ def apply_plan(args: Dict[str, Any], plan: Plan) -> None:
     callbacks = [c for c in (args.get("callbacks") or []) if c not in (COMPILE_CALLBACK, RECOMPUTE_CALLBACK)]
     if plan.compiled:
         callbacks.append(COMPILE_CALLBACK)
+    if plan.request.length_group and plan.micro_batch > 1 and LENGTH_GROUP_CALLBACK not in callbacks:
+        callbacks.append(LENGTH_GROUP_CALLBACK)  # a listed one stays; at micro-batch 1 there is nothing to group
     partial = 0 < plan.checkpoint_layers < plan.layers
     if partial:
         callbacks.append(RECOMPUTE_CALLBACK)

@@ -92,3 +92,7 @@ def _install_callbacks() -> None:
 
     callbacks_map.setdefault(CALLBACK_NAME, swift_callback_class())
     callbacks_map.setdefault(RECOMPUTE_CALLBACK, recompute_callback_class())
+    from ...recipe.length_group import LENGTH_GROUP_CALLBACK
+    from .length_group import length_group_callback_class
+
+    callbacks_map.setdefault(LENGTH_GROUP_CALLBACK, length_group_callback_class())

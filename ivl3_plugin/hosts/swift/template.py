@@ -36,6 +36,14 @@ log = logging.getLogger("ivl3_plugin.template")
 IMAGE_SLOT, FRAME_SLOT = -100, -200
 
 
+class _Measured(Exception):
+    """Carries a sample's planned token count out of :meth:`Ivl3VideoTemplate.ivl3_length`'s encode."""
+
+    def __init__(self, length: int):
+        super().__init__(length)
+        self.length = length
+
+
 class Ivl3FatalSampleError(BaseException):
     """A sample we refuse to drop silently.
 
@@ -87,6 +95,21 @@ class Ivl3VideoTemplate(Ivl3PairEncoding, InternvlhfTemplate):
         return Template._encode(self, trial)
 
     # ---- encode ----------------------------------------------------------------------------
+    def ivl3_length(self, row: Dict[str, Any]) -> int:
+        """The token count this sample will train with (frames and tiles as the budget keeps them),
+        without reading pixels when frames are one tile each: the length ``ivl3_length_group`` sorts by.
+        A sample that ``on_overflow=skip`` would skip counts as ``max_length``."""
+        self._ivl3_measuring = True
+        try:
+            self.encode(row)
+        except _Measured as done:
+            return done.length
+        except MaxLengthError:
+            return int(self.max_length or 0)
+        finally:
+            self._ivl3_measuring = False
+        raise RuntimeError("ivl3 template: encode ended before its budget plan")  # pragma: no cover
+
     def _encode(self, inputs) -> Dict[str, Any]:
         return self._guarded(inputs, lambda sid: self._encode_sides([inputs], sid))[0]
 
@@ -145,6 +168,8 @@ class Ivl3VideoTemplate(Ivl3PairEncoding, InternvlhfTemplate):
         if plan.reduced:
             log.warning("ivl3 template: sample %s reduced to fit max_length %s: %s",
                         sample_id, self.max_length, plan.describe())
+        if getattr(self, '_ivl3_measuring', False):
+            raise _Measured(plan.length)
         keep = len(plan.frame_indices)
         media.select(keep, plan.tile_cap)
         pixel_values = None
