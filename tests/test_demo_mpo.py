@@ -3,11 +3,19 @@ logged rewards are read and printed, and what the verdict line may claim."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
 from ivl3_plugin.demo import DemoResult, format_table
-from ivl3_plugin.demo_mpo import MpoResult, reward_lines, reward_rows, sample_points, spread, verdict
+from ivl3_plugin.demo_mpo import (
+    MpoResult,
+    reward_lines,
+    reward_rows,
+    sample_points,
+    spread,
+    verdict,
+)
 
 
 def test_spread_takes_evenly_spaced_rows_in_order():
@@ -23,7 +31,7 @@ def test_spread_takes_evenly_spaced_rows_in_order():
 def test_spread_covers_every_colour_shape_and_direction_of_the_train_films():
     from ivl3_plugin.demo_data import ANNOTATIONS
 
-    rows = [json.loads(l) for l in open(ANNOTATIONS) if l.strip()]
+    rows = [json.loads(l) for l in Path(ANNOTATIONS).read_text().splitlines() if l.strip()]
     train = [r["summary"] for r in rows if r.get("split", "train") != "val"]
     words = [s.rstrip(".").split() for s in spread(train, 32)]  # "A red circle moves right"
     assert {w[1] for w in words} == {"red", "green", "blue", "yellow"}
