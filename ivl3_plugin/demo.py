@@ -169,13 +169,13 @@ def run_demo(s: DemoSettings, log=print) -> DemoResult:
     mpo = None
     if s.mpo:
         mpo = run_mpo(s.mpo, trained, Path(dataset) / "swift" / "train.jsonl", val, s.out_dir / "mpo",
-                      s.max_new_tokens, offline_env(), log, step)
+                      s.max_new_tokens, offline_env(), log, step, sft_predictions=after_preds)
         t.update(mpo.seconds)
         attributes["mpo"] = mpo.attributes
         for vid, line in mpo.lines.items():  # the report's cards gain the after-MPO prediction and its attributes
             extras.setdefault(vid, {}).update({"after MPO": mpo.predictions.get(vid, ""), "after MPO attributes": line})
-        notes[1:1] = [attribute_summary(mpo.attributes, "after MPO the"), verdict(attributes["after"], mpo.attributes),
-                      *reward_lines(mpo.rewards)]
+        notes[1:1] = [attribute_summary(mpo.attributes, "after MPO the"),
+                      verdict(attributes["after"], mpo.attributes, mpo.changed), *reward_lines(mpo.rewards)]
     report = write_report(after_preds, s.out_dir / "report.html", baseline=before_preds, item_extras=extras,
                           notes=notes)
     log(f"report: {report}")
@@ -214,7 +214,7 @@ def format_table(r: DemoResult) -> str:
     if m:
         lines.append(f"MPO pairs: {m.pairs} from {m.sampled} sampled candidates")
         lines += reward_lines(m.rewards)
-        lines.append(verdict(r.attributes["after"], m.attributes))
+        lines.append(verdict(r.attributes["after"], m.attributes, m.changed))
     lines.append("seconds: " + ", ".join(f"{k} {v:.0f}" for k, v in r.seconds.items()))
     lines += [f"{k}: {v}" for k, v in r.paths.items()]
     return "\n".join(lines)

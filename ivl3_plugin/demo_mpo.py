@@ -52,6 +52,7 @@ class MpoResult:
     sampled: int
     paths: Dict[str, str] = field(default_factory=dict)
     seconds: Dict[str, float] = field(default_factory=dict)
+    changed: Optional[int] = None                 # held-out predictions whose text differs from SFT's
 
 
 def spread(rows: Sequence, n: int) -> List:
@@ -96,14 +97,17 @@ def reward_lines(rows: Sequence[Dict[str, float]]) -> List[str]:
             + ", ".join(f"step {p['step']} {p['accuracy']:.2f}" for p in pts) + ")"]
 
 
-def verdict(sft: Dict[str, int], mpo: Dict[str, int]) -> str:
+def verdict(sft: Dict[str, int], mpo: Dict[str, int], changed: Optional[int] = None) -> str:
     """What the MPO round did to the held-out films, in words (no claim the counts do not make)."""
     n = mpo["videos"]
+    texts = "" if changed is None else f"; {changed} of {n} held-out predictions changed text"
     if mpo["all"] < sft["all"]:
-        return f"MPO made the held-out films worse: all three right {sft['all']}/{n} after SFT, {mpo['all']}/{n} after MPO"
+        return (f"MPO made the held-out films worse: all three right {sft['all']}/{n} after SFT, {mpo['all']}/{n} "
+                f"after MPO{texts}")
     if mpo["all"] > sft["all"]:
-        return f"MPO improved the held-out films: all three right {sft['all']}/{n} after SFT, {mpo['all']}/{n} after MPO"
-    return (f"MPO left the held-out films as SFT had them (all three right {mpo['all']}/{n} both times); "
+        return (f"MPO improved the held-out films: all three right {sft['all']}/{n} after SFT, {mpo['all']}/{n} "
+                f"after MPO{texts}")
+    return (f"MPO left the held-out films as SFT had them (all three right {mpo['all']}/{n} both times{texts}); "
             "what it changed is the preference margin on the train pairs")
 
 
@@ -125,8 +129,9 @@ def mpo_launch(sft_model: Path, pairs_file: Path, out_dir: Path, s: MpoSettings)
 
 def run_mpo(s: MpoSettings, sft_model: Path, train_jsonl: Path, val_jsonl: Path, out_dir: Path,
             max_new_tokens: int, env: Dict[str, str], log: Callable[[str], None] = print,
-            step: Callable[[str], str] = lambda name: name) -> MpoResult:
-    """The MPO round after the demo's SFT stage; ``step(name)`` numbers the progress lines like the demo's."""
+            step: Callable[[str], str] = lambda name: name, sft_predictions: Optional[Path] = None) -> MpoResult:
+    """The MPO round after the demo's SFT stage; ``step(name)`` numbers the progress lines like the demo's;
+    ``sft_predictions`` (the SFT model's held-out predictions) lets the result count the changed texts."""
     from .demo import _final_model_dir, read_attributes
     from .hosts import get_host
     from .hosts.protocol import PredictRequest
@@ -182,8 +187,12 @@ def run_mpo(s: MpoSettings, sft_model: Path, train_jsonl: Path, val_jsonl: Path,
     counts, lines = read_attributes(preds)
     t["predict_mpo"] = time.time() - clock
     log(step(f"model after MPO scored on {val_jsonl}"))
-    return MpoResult(after, counts, lines, {p.id: p.prediction for p in load_predictions(preds)},
-                     reward_rows(train_out), len(built.pairs), sampled,
+    texts = {p.id: p.prediction for p in load_predictions(preds)}
+    changed = None
+    if sft_predictions:
+        sft_texts = {p.id: p.prediction for p in load_predictions(sft_predictions)}
+        changed = sum(sft_texts.get(k, "").strip() != v.strip() for k, v in texts.items())
+    return MpoResult(after, counts, lines, texts, reward_rows(train_out), len(built.pairs), sampled,
                      {"mpo_candidates": str(candidates), "mpo_pairs": str(pairs_file),
                       "mpo_pairs_report": built.outputs["report"], "mpo_adapter": str(adapter),
-                      "predictions_mpo": str(preds), "mpo_train_log": str(train_log)}, t)
+                      "predictions_mpo": str(preds), "mpo_train_log": str(train_log)}, t, changed)

@@ -75,6 +75,7 @@ def test_verdict_says_what_the_counts_say():
     assert verdict(_counts(9), _counts(9)).startswith("MPO left the held-out films as SFT had them")
     assert verdict(_counts(9), _counts(8)).startswith("MPO made the held-out films worse: all three right 9/9")
     assert verdict(_counts(7), _counts(8)).startswith("MPO improved")
+    assert "(all three right 9/9 both times; 2 of 9 held-out predictions changed text)" in verdict(_counts(9), _counts(9), 2)
 
 
 def test_format_table_adds_the_after_mpo_column():
