@@ -23,7 +23,7 @@ import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, Sequence
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 MPO_RECIPE = "tiny-cpu-mpo"  # recipes/tiny-cpu-mpo.yaml, through `ivl3 train`'s path like the SFT stage
 
@@ -87,13 +87,22 @@ def sample_points(rows: Sequence, k: int = 5) -> List:
     return [rows[round(i * (len(rows) - 1) / (k - 1))] for i in range(k)]
 
 
+def quarter_means(values: Sequence[float]) -> Tuple[float, float]:
+    """Mean of the first and of the last quarter of the steps: one step's margin is one batch of 4 pairs (noisy),
+    so whether the margin rose is read from these."""
+    q = max(1, len(values) // 4)
+    return sum(values[:q]) / q, sum(values[-q:]) / q
+
+
 def reward_lines(rows: Sequence[Dict[str, float]]) -> List[str]:
     if not rows:
         return ["MPO: no reward margin logged"]
     pts = sample_points(rows)
     first, last = rows[0], rows[-1]
+    early, late = quarter_means([r["margin"] for r in rows])
     return [f"MPO reward margin: {first['margin']:.3f} -> {last['margin']:.3f} ({len(rows)} logged steps; "
             + ", ".join(f"step {p['step']} {p['margin']:.3f}" for p in pts) + ")",
+            f"MPO reward margin, mean of the first / last quarter of the steps: {early:.4f} -> {late:.4f}",
             f"MPO reward accuracy: {first['accuracy']:.2f} -> {last['accuracy']:.2f} ("
             + ", ".join(f"step {p['step']} {p['accuracy']:.2f}" for p in pts) + ")"]
 

@@ -55,10 +55,18 @@ def test_reward_rows_reads_the_margin_per_step_and_skips_other_rows(tmp_path):
     rows = reward_rows(out)
     assert [r["step"] for r in rows] == [1, 2, 3] and [r["margin"] for r in rows] == [0.0, 0.2, 0.9]
     assert rows[1]["accuracy"] == 0.75 and rows[2]["loss"] == 0.5
-    margin, accuracy = reward_lines(rows)
+    margin, means, accuracy = reward_lines(rows)
+    assert means == "MPO reward margin, mean of the first / last quarter of the steps: 0.0000 -> 0.9000"
     assert margin.startswith("MPO reward margin: 0.000 -> 0.900 (3 logged steps; step 1 0.000, step 2 0.200")
     assert accuracy.startswith("MPO reward accuracy: 0.00 -> 1.00")
     assert reward_lines([]) == ["MPO: no reward margin logged"]
+
+
+def test_quarter_means():
+    from ivl3_plugin.demo_mpo import quarter_means
+
+    assert quarter_means([0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0]) == (0.5, 6.5)
+    assert quarter_means([2.0]) == (2.0, 2.0)
 
 
 def test_sample_points_keeps_first_and_last():
