@@ -2,6 +2,7 @@
 
 tiny model -> convert the bundled videos -> score the untrained model -> ``swift sft``
 (with ``--custom_register_path ivl3_plugin``) -> score the trained model -> report.
+With ``--mpo``, one MPO round follows the SFT stage (:mod:`ivl3_plugin.demo_mpo`).
 Every step is the same code a real fine-tune uses; only the model is tiny.
 """
 from __future__ import annotations
@@ -15,6 +16,7 @@ from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
 from .default_plugins.datasets import DEMO_DATASET, demo_dataset_dir
+from .demo_mpo import MpoResult, MpoSettings, reward_lines, run_mpo, verdict
 
 DEMO_RECIPE = "tiny-cpu"  # recipes/tiny-cpu.yaml: the demo trains with the shipped recipe, through `ivl3 train`'s path
 
@@ -26,6 +28,7 @@ class DemoSettings:
     num_frames: Optional[int] = None   # None: the recipe's `frames` metadata
     max_new_tokens: int = 24
     model_dir: Optional[Path] = None   # None: the recipe's model (ivl3-tiny, built on first use)
+    mpo: Optional[MpoSettings] = None  # None: no MPO round after SFT
 
 
 @dataclass
@@ -36,6 +39,7 @@ class DemoResult:
     paths: Dict[str, str] = field(default_factory=dict)
     seconds: Dict[str, float] = field(default_factory=dict)
     attributes: Dict[str, Dict[str, int]] = field(default_factory=dict)  # "before"/"after" -> counts
+    mpo: Optional[MpoResult] = None
 
 
 def read_attributes(predictions_file) -> Tuple[Dict[str, int], Dict[str, str]]:
@@ -115,10 +119,15 @@ def run_demo(s: DemoSettings, log=print) -> DemoResult:
 
     s.out_dir.mkdir(parents=True, exist_ok=True)
     t: Dict[str, float] = {}
+    total, done = (9 if s.mpo else 5), iter(range(1, 10))
+
+    def step(text: str) -> str:
+        return f"[{next(done)}/{total}] {text}"
+
     clock = time.time()
     model_dir = ensure_tiny_model(s.model_dir).resolve()
     t["model"] = time.time() - clock
-    log(f"[1/5] tiny InternVL3 ready: {model_dir}")
+    log(step(f"tiny InternVL3 ready: {model_dir}"))
 
     clock = time.time()
     from .demo_data import ANNOTATIONS
@@ -126,21 +135,21 @@ def run_demo(s: DemoSettings, log=print) -> DemoResult:
     dataset = convert(ANNOTATIONS, demo_dataset_dir(), num_frames=num_frames, val_fraction=0.2, prompt="concise")
     val = Path(dataset) / "swift" / "val.jsonl"
     t["convert"] = time.time() - clock
-    log(f"[2/5] converted bundled videos -> {dataset}")
+    log(step(f"converted bundled videos -> {dataset}"))
 
     clock = time.time()
     before_preds = predict(model_dir, val, s.out_dir / "predictions-before.jsonl")
     before = evaluate_predictions(before_preds)["corpus"]
     t["predict_before"] = time.time() - clock
-    log(f"[3/5] untrained model scored on {val}")
+    log(step(f"untrained model scored on {val}"))
 
     clock = time.time()
     train_out = s.out_dir / "train"
     launch = train_launch(model_dir, train_out, s)
-    log(f"[4/5] training ({DEMO_RECIPE} recipe): {launch.render()}")
+    log(step(f"training ({DEMO_RECIPE} recipe): {launch.render()}"))
     with open(s.out_dir / "train.log", "w") as logf:
         proc = subprocess.run(launch.argv, env=launch_environment(launch, offline_env()), stdout=logf,
-                              stderr=subprocess.STDOUT, cwd=s.out_dir)
+                              stderr=subprocess.STDOUT, cwd=s.out_dir, check=False)
     if proc.returncode != 0:
         raise RuntimeError(f"swift sft failed (exit {proc.returncode}); see {s.out_dir / 'train.log'}")
     trained = _final_model_dir(train_out)
@@ -153,16 +162,28 @@ def run_demo(s: DemoSettings, log=print) -> DemoResult:
     attributes = {"before": before_counts, "after": after_counts}
     extras = {vid: {"attributes": line, "baseline attributes": before_lines.get(vid, "")}
               for vid, line in after_lines.items()}
-    report = write_report(after_preds, s.out_dir / "report.html", baseline=before_preds, item_extras=extras,
-                          notes=[attribute_summary(attributes["after"], "trained"),
-                                 attribute_summary(attributes["before"], "untrained")])
+    notes = [attribute_summary(attributes["after"], "trained"), attribute_summary(attributes["before"], "untrained")]
     t["predict_after"] = time.time() - clock
-    log(f"[5/5] trained model scored; report: {report}")
+    log(step("trained model scored"))
+
+    mpo = None
+    if s.mpo:
+        mpo = run_mpo(s.mpo, trained, Path(dataset) / "swift" / "train.jsonl", val, s.out_dir / "mpo",
+                      s.max_new_tokens, offline_env(), log, step, sft_predictions=after_preds)
+        t.update(mpo.seconds)
+        attributes["mpo"] = mpo.attributes
+        for vid, line in mpo.lines.items():  # the report's cards gain the after-MPO prediction and its attributes
+            extras.setdefault(vid, {}).update({"after MPO": mpo.predictions.get(vid, ""), "after MPO attributes": line})
+        notes[1:1] = [attribute_summary(mpo.attributes, "after MPO the"),
+                      verdict(attributes["after"], mpo.attributes, mpo.changed), *reward_lines(mpo.rewards)]
+    report = write_report(after_preds, s.out_dir / "report.html", baseline=before_preds, item_extras=extras,
+                          notes=notes)
+    log(f"report: {report}")
     return DemoResult(before, after, _losses(train_out), {
         "model": str(model_dir), "dataset": str(dataset), "checkpoint": str(trained),
         "predictions_before": str(before_preds), "predictions_after": str(after_preds),
-        "report": str(report), "train_log": str(s.out_dir / "train.log"),
-    }, t, attributes)
+        "report": str(report), "train_log": str(s.out_dir / "train.log"), **(mpo.paths if mpo else {}),
+    }, t, attributes, mpo)
 
 
 def attribute_summary(counts: Dict[str, int], who: str) -> str:
@@ -172,19 +193,28 @@ def attribute_summary(counts: Dict[str, int], who: str) -> str:
 
 
 def format_table(r: DemoResult) -> str:
+    """The demo's summary: before/after SFT (and after MPO with ``--mpo``: one more column)."""
     keys = [k for k in ("rougeL", "rouge1", "bleu4", "cider") if k in r.after]
-    lines = [f"{'metric':<10}{'before':>10}{'after':>10}{'gain':>10}"]
+    m = r.mpo
+    lines = [f"{'metric':<10}{'before':>10}{'after':>10}{'gain':>10}" + (f"{'after MPO':>11}" if m else "")]
     for k in keys:
-        lines.append(f"{k:<10}{r.before.get(k, 0.0):>10.3f}{r.after[k]:>10.3f}{r.after[k] - r.before.get(k, 0.0):>+10.3f}")
+        lines.append(f"{k:<10}{r.before.get(k, 0.0):>10.3f}{r.after[k]:>10.3f}{r.after[k] - r.before.get(k, 0.0):>+10.3f}"
+                     + (f"{m.after.get(k, 0.0):>11.3f}" if m else ""))
     if r.attributes:
         b, a = r.attributes["before"], r.attributes["after"]
         n = a["videos"]
-        lines.append(f"held-out videos described right, of {n} (films training never showed):")
+        lines.append(f"held-out videos described right, of {n} (films training never showed):"
+                     + ("  before / after SFT / after MPO" if m else ""))
         for k, name in (("colour", "colour"), ("shape", "shape"), ("direction", "direction"), ("all", "all three"),
                         ("distinct", "distinct")):
-            lines.append(f"{name:<10}{b[k]:>10}{a[k]:>10}" + ("   (different predictions)" if k == "distinct" else ""))
+            lines.append(f"{name:<10}{b[k]:>10}{a[k]:>10}" + (f"{m.attributes[k]:>10}" if m else "")
+                         + ("   (different predictions)" if k == "distinct" else ""))
     if r.losses:
         lines.append(f"training loss: {r.losses[0]:.3f} -> {r.losses[-1]:.3f} ({len(r.losses)} logged points)")
+    if m:
+        lines.append(f"MPO pairs: {m.pairs} from {m.sampled} sampled candidates")
+        lines += reward_lines(m.rewards)
+        lines.append(verdict(r.attributes["after"], m.attributes, m.changed))
     lines.append("seconds: " + ", ".join(f"{k} {v:.0f}" for k, v in r.seconds.items()))
     lines += [f"{k}: {v}" for k, v in r.paths.items()]
     return "\n".join(lines)
