@@ -92,14 +92,14 @@ def _final_model_dir(train_out: Path) -> Path:
     return ckpts[-1]
 
 
+def logged_rows(train_out: Path) -> List[dict]:
+    """The rows ms-swift logged per step (``logging.jsonl`` of the run), in file order."""
+    return [json.loads(line) for log in sorted(Path(train_out).rglob("logging.jsonl"))
+            for line in log.read_text().splitlines() if line.strip()]
+
+
 def _losses(train_out: Path) -> List[float]:
-    out = []
-    for log in train_out.rglob("logging.jsonl"):
-        for line in log.read_text().splitlines():
-            row = json.loads(line)
-            if "loss" in row:
-                out.append(float(row["loss"]))
-    return out
+    return [float(row["loss"]) for row in logged_rows(train_out) if "loss" in row]
 
 
 def run_demo(s: DemoSettings, log=print) -> DemoResult:

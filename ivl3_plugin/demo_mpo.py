@@ -68,15 +68,15 @@ def spread(rows: Sequence, n: int) -> List:
 
 def reward_rows(train_out: Path) -> List[Dict[str, float]]:
     """The reward margin/accuracy ms-swift logged per step (logging.jsonl), in step order."""
+    from .demo import logged_rows
+
     rows = []
-    for log in sorted(Path(train_out).rglob("logging.jsonl")):
-        for line in log.read_text().splitlines():
-            row = json.loads(line) if line.strip() else {}
-            if "rewards/margins" in row:
-                rows.append({"step": int(str(row.get("global_step/max_steps", len(rows) + 1)).split("/")[0]),
-                             "margin": float(row["rewards/margins"]),
-                             "accuracy": float(row.get("rewards/accuracies", float("nan"))),
-                             "loss": float(row.get("loss", float("nan")))})
+    for row in logged_rows(train_out):
+        if "rewards/margins" in row:
+            rows.append({"step": int(str(row.get("global_step/max_steps", len(rows) + 1)).split("/")[0]),
+                         "margin": float(row["rewards/margins"]),
+                         "accuracy": float(row.get("rewards/accuracies", float("nan"))),
+                         "loss": float(row.get("loss", float("nan")))})
     return rows
 
 
