@@ -19,8 +19,8 @@ import pytest
 pytest.importorskip("swift")
 
 from swift_cli import logged_losses, run_swift, swift_env  # noqa: E402
+from vision_films import write_pick_annotations  # noqa: E402
 
-PICK = ("red_circle_rightward_1", "green_square_leftward_1", "blue_triangle_falling_1", "yellow_circle_rising_1")
 STEPS = 60
 
 
@@ -29,10 +29,7 @@ def trained(tmp_path_factory, tiny_model, demo_annotations):
     from ivl3_plugin.convert import convert
 
     root = tmp_path_factory.mktemp("vision")
-    rows = {json.loads(l)["id"]: json.loads(l) for l in demo_annotations.read_text().splitlines() if l.strip()}
-    ann = root / "ann.jsonl"
-    ann.write_text("".join(json.dumps({**rows[i], "video": str(demo_annotations.parent / rows[i]["video"]),
-                                       "split": "train"}) + "\n" for i in PICK))
+    ann = write_pick_annotations(demo_annotations, root / "ann.jsonl")
     data = convert(ann, root / "data", num_frames=2, val_fraction=0.0) / "swift" / "train.jsonl"
     out = root / "out"
     proc = run_swift("sft", [

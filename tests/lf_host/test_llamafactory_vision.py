@@ -18,18 +18,15 @@ pytest.importorskip("llamafactory.data")
 from ivl3_plugin.hosts.llamafactory.launch import launch_argv  # noqa: E402
 
 from test_llamafactory_train import losses, recipe, run  # noqa: E402
+from vision_films import write_pick_annotations  # noqa: E402
 
-PICK = ("red_circle_rightward_1", "green_square_leftward_1", "blue_triangle_falling_1", "yellow_circle_rising_1")
 STEPS = 60
 
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory, tiny_model, demo_annotations):
     root = tmp_path_factory.mktemp("lf-vision")
-    rows = {json.loads(l)["id"]: json.loads(l) for l in demo_annotations.read_text().splitlines() if l.strip()}
-    ann = root / "ann.jsonl"
-    ann.write_text("".join(json.dumps({**rows[i], "video": str(demo_annotations.parent / rows[i]["video"]),
-                                       "split": "train"}) + "\n" for i in PICK))
+    ann = write_pick_annotations(demo_annotations, root / "ann.jsonl")
     data = root / "data"
     proc = subprocess.run([sys.executable, "-m", "ivl3_plugin", "convert", str(ann), "-o", str(data), "--num-frames",
                            "2", "--val-fraction", "0", "--formats", "llamafactory", "--no-progress", "-j", "0",
