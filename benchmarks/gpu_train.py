@@ -465,8 +465,9 @@ def plan_side(arch, tuner: str, frames: int, gb: int, gpu_gib: float, rows: Path
           f"{plan.checkpointing}, predicted {plan.memory.total / 2 ** 30:.1f} GiB, "
           f"{plan.time.samples_per_s:.2f} samples/s" + (f"; runner-up: {plan.runner_up.describe()}"
                                                          if plan.runner_up else ""), flush=True)
+    extra = ["--padding_side", args["padding_side"]] if "padding_side" in args else []
     return Side(rows, plan.micro_batch, plan.grad_accum, workers, plan.compiled, False, callbacks,
-                json.loads(raw) if raw else {}, plan.checkpoint_layers, [], plan)
+                json.loads(raw) if raw else {}, plan.checkpoint_layers, extra, plan)
 
 
 def predict_side(arch, tuner: str, frames: int, st: Side, gb: int, max_length: int = 8192) -> dict:

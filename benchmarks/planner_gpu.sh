@@ -5,7 +5,7 @@
 #   bash benchmarks/planner_gpu.sh full8    8B full: native vs plan (and the plan for 80 GiB, if it differs)
 #   bash benchmarks/planner_gpu.sh memory   peak memory, checkpointing half / none, 1B/2B/8B LoRA/full (plain loop)
 #   bash benchmarks/planner_gpu.sh mixed    mixed-length data (clips of 8-32 frames, summaries of 1-8 sentences),
-#                                           8B LoRA: native vs plan vs plan + ivl3_length_group; tokens/s, padding
+#                                           8B LoRA (CONFIG=1b-lora: 1B): native vs plan vs plan + ivl3_length_group
 # Run from the repo root with the wheels in .whl (/work/shared/device/wheels.sh); results go to $OUT (or ./out)
 # as one archive, res.tgz, and the tables are printed last.  `plan` sides use the SDPA backend the `lora8` part
 # found fastest at the LLM's shape (cuDNN if >= 10 % faster than flash, else torch's default), read from
@@ -42,7 +42,7 @@ case "$part" in
   lora8) timeout "$(left)" $G --configs 8b-lora --sides native,plan,plan80 --torch-profile plan --out "$R/g.json" > "$R/g.txt" 2>&1 ;;
   small) timeout "$(left)" $G --configs 1b-lora,1b-full --sides native,plan --out "$R/g.json" > "$R/g.txt" 2>&1 ;;
   full8) timeout "$(left)" $G --configs 8b-full --sides native,plan,plan80 --out "$R/g.json" > "$R/g.txt" 2>&1 ;;
-  mixed) timeout "$(left)" $G --configs 8b-lora --mixed 8-32 --sides native,plan,plang --out "$R/g.json" \
+  mixed) timeout "$(left)" $G --configs "${CONFIG:-8b-lora}" --mixed 8-32 --sides native,plan,plang --out "$R/g.json" \
            > "$R/g.txt" 2>&1 ;;
   memory) timeout "$(left)" python3 benchmarks/recipe_memory.py --sizes 8B,2B,1B --tuners full,lora --zero 0 \
             --checkpoint half,none --scaling "" --steps 2 --gpus 1 --group-timeout "$(( $(left) - 5 ))" \

@@ -114,6 +114,9 @@ SWIFT_ROWS = [  # size, tuner, micro-batch, checkpointed layers, compiled, measu
     # 2026-12-06, one H100, the planner's own choices (benchmarks/results/gpu_train_h100_*_plan.json)
     ("8B", "lora", 1, 0, True, 42.3), ("8B", "lora", 1, 28, False, 18.2), ("1B", "lora", 8, 0, True, 58.5),
     ("1B", "full", 8, 0, True, 46.2),
+    # 8B full, one H100 (benchmarks/results/gpu_train_h100_8b_full.json): native, the plan (14 of 28 layers
+    # checkpointed) and the plan for 80 GiB (13 of 28)
+    ("8B", "full", 1, 28, False, 59.8), ("8B", "full", 1, 14, True, 68.4), ("8B", "full", 1, 13, True, 69.0),
 ]
 
 

@@ -19,7 +19,7 @@ from .length_group import LENGTH_GROUP_CALLBACK
 from .plan import Plan, PlanRequest, make_plan
 
 PLANNED_KEYS = ("per_device_train_batch_size", "gradient_accumulation_steps", "deepspeed", "gradient_checkpointing",
-                "callbacks")
+                "padding_side", "callbacks")
 
 
 def plan_request_for(recipe: Recipe, gpus_per_node: int, nodes: int, gpu_memory_gib: float,
@@ -66,6 +66,7 @@ def plan_settings(plan: Plan) -> Dict[str, Any]:
 
 def apply_plan(args: Dict[str, Any], plan: Plan) -> None:
     """Write ``plan`` into a recipe's ms-swift arguments, in place: batch split, DeepSpeed, checkpointing,
+    left padding when a micro-batch holds more than one sample (a recipe's own ``padding_side`` stays),
     and the callbacks: ``ivl3_compile`` where the stage allows it, ``ivl3_recompute`` with its layer count
     (a run setting in the ENV block) when only some layers are checkpointed, and ``ivl3_length_group`` when the
     request asks for it and a micro-batch holds more than one sample."""
@@ -77,6 +78,8 @@ def apply_plan(args: Dict[str, Any], plan: Plan) -> None:
     callbacks = [c for c in (args.get("callbacks") or []) if c not in (COMPILE_CALLBACK, RECOMPUTE_CALLBACK)]
     if plan.compiled:
         callbacks.append(COMPILE_CALLBACK)
+    if plan.micro_batch > 1 and "padding_side" not in args:
+        args["padding_side"] = "left"  # answers end together: ms-swift's logits_to_keep keeps only them (memory.py)
     if plan.request.length_group and plan.micro_batch > 1 and LENGTH_GROUP_CALLBACK not in callbacks:
         callbacks.append(LENGTH_GROUP_CALLBACK)  # a listed one stays; at micro-batch 1 there is nothing to group
     partial = 0 < plan.checkpoint_layers < plan.layers

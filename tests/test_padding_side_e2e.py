@@ -1,0 +1,83 @@
+"""Left padding, which ``ivl3 train --plan`` sets whenever a micro-batch holds more than one sample, trains
+the same as ms-swift's default right padding and keeps logits for the answers only.
+
+Why it matters: with right padding, ms-swift's ``logits_to_keep`` keeps every position from the earliest
+answer of the micro-batch to the end, so a batch mixing a short and a long clip computes (and stores in
+fp32) vocabulary-wide logits over the long clip's frames: on a GPU, 1B LoRA at micro-batch 4 on 8-32 frame
+clips ran out of memory this way although the plan, which counts answer logits only, said 47 GiB.  With
+left padding every answer ends at the last position and only the longest answer is kept.
+
+The same 8 mixed-length rows (1-4 frames, answers of different lengths) train for 3 steps at micro-batch 2
+with each side; a recorder logs how many positions ``logits_to_keep`` kept and the per-step losses must agree."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.swift_cli import run_swift, swift_env
+from tests.test_length_group_e2e import mixed_rows
+
+pytest.importorskip("swift")
+
+RECORDER = '''
+import json, os
+from swift.callbacks import callbacks_map
+from swift.callbacks.base import TrainerCallback
+
+
+class KeptRecorder(TrainerCallback):
+    def __init__(self, args, trainer):
+        super().__init__(args, trainer)
+        prepare = trainer._prepare_inputs
+
+        def recorded(inputs):
+            out = prepare(inputs)
+            keep = out.get("logits_to_keep")
+            kept = int(keep.sum()) if hasattr(keep, "sum") else keep
+            with open(os.environ["IVL3_TEST_KEPT"], "a") as f:
+                f.write(json.dumps({"kept": kept, "length": int(out["input_ids"].shape[1]),
+                                    "answer": int((out["labels"] != -100).sum(1).max())}) + "\\n")
+            return out
+
+        trainer._prepare_inputs = recorded
+
+
+callbacks_map["ivl3_test_kept"] = KeptRecorder
+'''
+
+
+def train(tiny_model, data, tmp_path, side):
+    plugin = tmp_path / "kept.py"
+    plugin.write_text(RECORDER)
+    kept = tmp_path / f"kept-{side}.jsonl"
+    out = tmp_path / f"out-{side}"
+    proc = run_swift("sft", [
+        "--model", tiny_model, "--dataset", data, "--template", "ivl3_video", "--split_dataset_ratio", "0",
+        "--tuner_type", "full", "--torch_dtype", "float32", "--attn_impl", "sdpa", "--max_length", "8192",
+        "--per_device_train_batch_size", "2", "--gradient_accumulation_steps", "1", "--max_steps", "3",
+        "--learning_rate", "1e-4", "--save_strategy", "no", "--eval_strategy", "no", "--report_to", "none",
+        "--logging_steps", "1", "--dataloader_num_workers", "0", "--dataset_num_proc", "1", "--seed", "7",
+        "--padding_side", side, "--output_dir", out, "--custom_register_path", "ivl3_plugin",
+        "--external_plugins", plugin, "--callbacks", "ivl3_test_kept",
+    ], cwd=tmp_path, env=swift_env(CUDA_VISIBLE_DEVICES="", IVL3_TEST_KEPT=kept))
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
+    logs = [json.loads(x) for p in out.rglob("logging.jsonl") for x in p.read_text().splitlines() if x.strip()]
+    losses = [r["loss"] for r in logs if "loss" in r]
+    return losses, [json.loads(x) for x in kept.read_text().splitlines()]
+
+
+@pytest.mark.e2e
+def test_left_padding_trains_the_same_and_keeps_only_the_answers(tiny_model, demo_annotations, tmp_path):
+    data = tmp_path / "rows.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in mixed_rows(tmp_path, demo_annotations)))
+    right_losses, right = train(tiny_model, data, tmp_path, "right")
+    left_losses, left = train(tiny_model, data, tmp_path, "left")
+    assert len(right_losses) == len(left_losses) == 3
+    assert left_losses == pytest.approx(right_losses, rel=1e-4)
+    assert len(left) == len(right) == 3
+    for lb, rb in zip(left, right):
+        assert lb["length"] == rb["length"]
+        assert lb["kept"] == lb["answer"] + 1  # the longest answer and the position before it, no more
+        assert rb["kept"] >= lb["kept"]
+    assert sum(r["kept"] for r in right) > sum(r["kept"] for r in left)  # right padding keeps frame positions
