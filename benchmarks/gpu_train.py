@@ -38,6 +38,7 @@ import argparse
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -347,13 +348,21 @@ def run_one(name: str, argv: list, out: Path, env: dict, timeout: int, profile: 
         argv = [spy, "record", "--format", "raw", "--rate", "200", "--nonblocking", "--subprocesses",
                 "-o", str(profile / (name.replace("/", "_") + ".txt")), "--", *argv]
     t0 = time.perf_counter()
-    proc = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=timeout)
+    # its own process group: on a timeout the trainer ms-swift starts as a child goes too (it holds the GPU)
+    proc = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            start_new_session=True)
+    try:
+        log, _ = proc.communicate(timeout=timeout)
+        rc = proc.returncode
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        log, _ = proc.communicate()
+        rc = f"timeout after {timeout}s"
     wall = time.perf_counter() - t0
-    (out / "log.txt").write_text(proc.stdout + proc.stderr)
-    if proc.returncode != 0 or not stats.exists():
-        tail = (proc.stdout + proc.stderr)[-3000:]
-        print(f"[{name}] FAILED (rc {proc.returncode}); last output:\n{tail}", flush=True)
-        return {"name": name, "failed": True, "rc": proc.returncode, "wall_s": wall}
+    (out / "log.txt").write_text(log or "")
+    if rc != 0 or not stats.exists():
+        print(f"[{name}] FAILED (rc {rc}); last output:\n{(log or '')[-3000:]}", flush=True)
+        return {"name": name, "failed": True, "rc": rc, "wall_s": wall}
     res = json.loads(stats.read_text())
     res.update(name=name, wall_s=wall)
     return res

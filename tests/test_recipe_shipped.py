@@ -48,6 +48,14 @@ def test_mpo_recipes_use_internvls_mpo_settings(path):
     assert a["dataset"][0].startswith("<your preference pairs")
 
 
+@pytest.mark.parametrize("path", [p for p in RECIPES if "mpo" not in p.stem and not p.stem.startswith("tiny")],
+                         ids=lambda p: p.stem)
+def test_gpu_sft_recipes_pad_on_the_left(path):
+    """With several samples per micro-batch, left padding keeps ms-swift's logits to the answers, as the
+    planner's memory assumes (tests/test_padding_side_e2e.py shows the losses equal right padding's)."""
+    assert load_recipe(path).args["padding_side"] == "left"
+
+
 @pytest.mark.parametrize("path", RECIPES, ids=lambda p: p.stem)
 def test_recipe_validates(path):
     assert validate(load_recipe(path)) == []

@@ -71,3 +71,23 @@ def test_train_refuses_gpu_memory_that_is_not_a_number_of_gib(capsys):
     with pytest.raises(SystemExit) as exc:
         main(["train", "internvl3-8b-lora", "--plan", "--gpu-memory", "nan", "--dry-run"])
     assert exc.value.code == 2 and "--gpu-memory" in capsys.readouterr().err
+
+
+def test_plan_pads_on_the_left_when_a_micro_batch_holds_several_samples_and_a_recipe_choice_stays():
+    """Left padding keeps ms-swift's logits_to_keep to the answers (tests/test_padding_side_e2e.py), which is
+    what the planner's memory counts; at micro-batch 1 there is no padding and nothing is added."""
+    from ivl3_plugin.recipe.plan import PlanRequest, make_plan
+    from ivl3_plugin.recipe.plan_apply import apply_plan
+
+    def planned(max_micro_batch, args):
+        plan = make_plan(PlanRequest(model="1B", gpus_per_node=1, gpu_memory_gib=80, tuner="lora", global_batch=8,
+                                     max_micro_batch=max_micro_batch, checkpointing="auto", objective="fastest"))
+        apply_plan(args, plan)
+        return plan, args
+
+    plan, args = planned(None, {})
+    assert plan.micro_batch > 1 and args["padding_side"] == "left"
+    plan, args = planned(1, {})
+    assert plan.micro_batch == 1 and "padding_side" not in args
+    plan, args = planned(None, {"padding_side": "right"})
+    assert plan.micro_batch > 1 and args["padding_side"] == "right"  # the user's own choice stays

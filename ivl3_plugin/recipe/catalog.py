@@ -122,6 +122,9 @@ def build(size: str, tuner: str, gpus: Optional[int] = None, offload_stage: Opti
         "torch_dtype": "bfloat16",
         "per_device_train_batch_size": plan.micro_batch,
         "gradient_accumulation_steps": plan.grad_accum,
+        # left padding: every answer ends at the last position, so ms-swift's logits_to_keep keeps the answers
+        # only; right padding keeps logits from a batch's earliest answer on, i.e. the longer clips' frames
+        **({"padding_side": "left"} if stage == "sft" else {}),
         "learning_rate": MPO_LR[tuner] if stage == "mpo" else off.lr if tuner == "full" else LORA_LR,
         "weight_decay": 0.05,
         "warmup_ratio": 0.03,

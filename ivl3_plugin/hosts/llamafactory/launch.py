@@ -40,7 +40,8 @@ RENAMED = {"model": "model_name_or_path", "tuner_type": "finetuning_type", "trai
 # ms-swift launch plumbing with no LLaMA-Factory meaning: dropped without a word
 SWIFT_ONLY = {"custom_register_path", "external_plugins", "check_model", "strict", "ENV", "model_type",
               "use_hf", "add_version", "dataset_num_proc", "load_from_cache_file", "max_pixels", "attn_impl",
-              "padding_free", "packing", "eval_metric", "predict_with_generate", "metric_for_best_model"}
+              "padding_free", "packing", "eval_metric", "predict_with_generate", "metric_for_best_model",
+              "padding_side"}  # padding_side: ms-swift's logits_to_keep needs it; LLaMA-Factory computes all logits
 # LLaMA-Factory's own keys a user may pass as overrides
 LF_NATIVE = {"stage", "do_train", "do_eval", "cutoff_len", "video_maxlen", "video_fps", "video_max_pixels",
              "video_min_pixels", "image_max_pixels", "preprocessing_num_workers", "overwrite_cache",
