@@ -6,6 +6,7 @@
 #   bash benchmarks/planner_gpu.sh memory   peak memory, checkpointing half / none, 1B/2B/8B LoRA/full (plain loop)
 #   bash benchmarks/planner_gpu.sh mixed    mixed-length data (clips of 8-32 frames, summaries of 1-8 sentences),
 #                                           8B LoRA (CONFIG=1b-lora: 1B): native vs plan vs plan + ivl3_length_group
+# SIDE_TIMEOUT=S: seconds one side may run (default 240; a fresh machine compiles cold, give 1B more).
 # Run from the repo root with the wheels in .whl (/work/shared/device/wheels.sh); results go to $OUT (or ./out)
 # as one archive, res.tgz, and the tables are printed last.  `plan` sides use the SDPA backend the `lora8` part
 # found fastest at the LLM's shape (cuDNN if >= 10 % faster than flash, else torch's default), read from
@@ -37,7 +38,7 @@ fi
 X=$(cat /tmp/attn_choice 2>/dev/null || echo default)
 CB='{}'; [ "$X" = cudnn ] && CB='{"ivl3_compile":{"attention":"cudnn"}}'
 echo "plan sides' attention: $X"
-G="python3 benchmarks/gpu_train.py --steps 6 --warmup 2 --videos 64 --work /tmp/gt --timeout 240 --plan-callback-args $CB"
+G="python3 benchmarks/gpu_train.py --steps 6 --warmup 2 --videos 64 --work /tmp/gt --timeout ${SIDE_TIMEOUT:-240} --plan-callback-args $CB"
 case "$part" in
   lora8) timeout "$(left)" $G --configs 8b-lora --sides native,plan,plan80 --torch-profile plan --out "$R/g.json" > "$R/g.txt" 2>&1 ;;
   small) timeout "$(left)" $G --configs 1b-lora,1b-full --sides native,plan --out "$R/g.json" > "$R/g.txt" 2>&1 ;;
