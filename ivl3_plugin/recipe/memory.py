@@ -7,7 +7,10 @@ master weights plus two fp32 states (12 bytes per trainable parameter),
 partitioned over ranks from stage 1, gradients partitioned from stage 2 and
 weights from stage 3; gradient checkpointing on the LLM keeps one hidden
 state per layer; logits are computed only for the answer tokens
-(``use_logits_to_keep``, on by default with transformers 5); the frozen
+(``use_logits_to_keep``, on by default with transformers 5; with several
+samples per micro-batch only under left padding, which the SFT recipes and
+``ivl3 train --plan`` set: right padding keeps every position from the
+batch's earliest answer on, frames of longer clips included); the frozen
 vision tower runs without storing activations.  ``benchmarks/recipe_memory.py``
 measures the same setups on GPUs and prints the ratio to these figures.
 
