@@ -136,6 +136,7 @@ def test_official_lora_script_flags_become_a_swift_lora_recipe():
     assert (a["freeze_llm"], a["freeze_vit"], a["freeze_aligner"]) == (False, True, True)  # LoRA on the LLM only
     assert template_args(a) == {"ivl3_video": {"max_tiles_image": 12}} and a["deepspeed"] == "zero1"
     assert (a["learning_rate"], a["max_length"], a["gradient_checkpointing"]) == (2e-5, 8192, True)
+    assert a["padding_side"] == "left"  # 4 per device: answer-only logits (tests/test_padding_side_e2e.py)
     assert r.meta["model_size"] == "8B"
     assert any("--some_new_flag" in n and "not translated" in n for n in notes)
     assert any("--meta_path" in n for n in notes)

@@ -91,7 +91,8 @@ def from_internvl_args(argv: List[str], dataset: str = "ivl3-demo") -> Tuple[Rec
         argv = shlex.split(argv[0].replace("\\\n", " "))
     args: Dict[str, Any] = {"model": None, "template": "ivl3_video", "custom_register_path": ["ivl3_plugin"],
                             "dataset": [dataset], "tuner_type": "full", "torch_dtype": "bfloat16",
-                            "freeze_vit": True, "freeze_aligner": False, "freeze_llm": False}
+                            "freeze_vit": True, "freeze_aligner": False, "freeze_llm": False,
+                            "padding_side": "left"}  # answer-only logits at micro-batch > 1 (docs/recipes.md)
     notes: List[str] = []
     llm_lora = vit_lora = 0
     max_tiles_image = None
