@@ -2,8 +2,10 @@
 micro-batch, ZeRO stage; its memory stays within +-20 % of what was measured on GPUs."""
 from __future__ import annotations
 
+import importlib.util
 import json
 import math
+from pathlib import Path
 
 import pytest
 
@@ -38,12 +40,42 @@ def test_checkpointing_costs_time_and_a_larger_micro_batch_never_does():
     assert four > one  # 1B is bound by the host at micro-batch 1: more samples per launch pay
 
 
+def _setup_key(row):
+    return row["size"], row["tuner"], row["micro_batch"], row["checkpoint_layers"], row["compiled"]
+
+
 def test_cost_model_reproduces_the_runs_it_was_fitted_to():
     for row in FIT_ROWS:
         setup = TrainSetup(tuner=row["tuner"], micro_batch=row["micro_batch"], frames=16, text_tokens=339,
                            label_tokens=61, checkpoint_layers=row["checkpoint_layers"], lora_rank=8)
         got = step_time(ARCHS[row["size"]], setup, 8 // row["micro_batch"], compiled=row["compiled"]).samples_per_s
-        assert got == pytest.approx(row["samples_per_s"], rel=0.15), row
+        # One setup measured on two hosts (1B native at micro-batch 1, host-bound: 3.07 vs 4.51 samples/s) cannot
+        # be predicted within 15 % of both: such a row may miss by half the spread (in log) plus 5 %.
+        same = [r["samples_per_s"] for r in FIT_ROWS if _setup_key(r) == _setup_key(row)]
+        rel = max(0.15, math.sqrt(max(same) / min(same)) - 1 + 0.05)
+        assert got == pytest.approx(row["samples_per_s"], rel=rel), row
+
+
+def _fit_speed():
+    path = Path(__file__).resolve().parent.parent / "benchmarks" / "fit_speed.py"
+    spec = importlib.util.spec_from_file_location("fit_speed", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_shipped_constants_are_a_local_optimum_of_the_fit():
+    """speed.py's constants say they were fitted to FIT_ROWS (benchmarks/fit_speed.py): moving any one of them
+    by 10 % either way must not fit better, so a row added without a refit fails here."""
+    fit = _fit_speed()
+    shipped = fit.shipped()
+    at = fit.objective(shipped)
+    for i, name in enumerate(fit.names()):
+        # a constant the fit drove to its bound 0 is checked just above it
+        for moved in ((0.1,) if shipped[i] == 0 else (shipped[i] * 1.1, shipped[i] * 0.9)):
+            values = shipped.copy()
+            values[i] = moved
+            assert fit.objective(values) >= at, (name, moved)
 
 
 def test_checkpointing_goes_off_when_everything_fits():

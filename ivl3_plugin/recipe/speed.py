@@ -1,9 +1,9 @@
 """Predicted training time for one setup: a small cost model fitted to measured runs.
 
 The planner (``plan.py``) picks, among the settings that fit, the one this model says is fastest.
-It is deliberately simple, a few constants fitted to the runs in ``docs/benchmarks.md`` (one
-H100/H200, ms-swift 4.6, 16-frame samples of 4,435 tokens), and it only has to rank settings of
-one model on one GPU type correctly, not to predict absolute times elsewhere:
+It is deliberately simple, a few constants fitted (``benchmarks/fit_speed.py``) to the runs in
+``docs/benchmarks.md`` (one H100/H200, ms-swift 4.6, 16-frame samples of 4,435 tokens), and it only has
+to rank settings of one model on one GPU type correctly, not to predict absolute times elsewhere:
 
 * **GPU time per sample** = matmul FLOPs / (peak x ``MATMUL_EFF``) + element-wise time.  FLOPs
   count what the GPU really does: the LLM's forward, its backward (weight gradients only when the
@@ -11,7 +11,9 @@ one model on one GPU type correctly, not to predict absolute times elsewhere:
   forward and the answer tokens' LM head.  Element-wise time (norms, RoPE, SwiGLU, LoRA's casts and
   dropout, residuals) is taken proportional to the bytes each layer keeps for backward
   (``memory.layer_activation_bytes``) over the memory bandwidth, times a fitted number of passes:
-  fewer when the layers are compiled (fused), more when eager.
+  fewer when the layers are compiled (fused; the fit puts this at 0, their share being absorbed in
+  ``MATMUL_EFF``), more when eager.  LoRA's GPU time is that times ``GPU_LORA_FACTOR`` (its small A/B
+  matmuls, dropout and casts on every linear).
 * **Host time per micro-batch** = a fitted cost per repeated layer (ViT + LLM: Python, autograd and
   kernel launches; far less when compiled) + a fitted cost per sample (collation, copies).
 * A micro-batch takes the larger of the two: the host queues kernels while the GPU runs them, so a
@@ -38,12 +40,17 @@ COMPILED_STAGES = (0, 1)  # ivl3_compile runs with no DeepSpeed and ZeRO-1 (reci
 STAGE_FACTOR = {0: 1.0, 1: 1.0, 2: 1.15, 3: 3.0}
 OFFLOAD_FACTOR = 2.0
 
-# Fitted (least squares on log samples/s) to the 14 runs of FIT_ROWS below (docs/benchmarks.md, "Planner").
-MATMUL_EFF = 0.42  # share of peak the model's matmuls reach (attention and small GEMMs included)
-PASSES = {True: 0.1, False: 9.6}  # element-wise passes over each saved byte: compiled, eager
-HOST_PER_LAYER = {True: 1.24e-3, False: 2.14e-3}  # host s per repeated layer per micro-batch: compiled, eager
-HOST_PER_SAMPLE = 0.079  # host s per sample in a micro-batch
-HOST_LORA_FACTOR = 2.36  # LoRA adds modules (A, B, dropout) to every linear: more host work per layer
+# Fitted (least squares on log samples/s) to the 23 runs of FIT_ROWS below (docs/benchmarks.md, "Planner"):
+# `python benchmarks/fit_speed.py` refits and prints every row.  19 rows within 9 %; the four native 1B rows at
+# micro-batch 1 (host-bound) miss by 16-20 %: the same setups ran 1.44-1.47x faster on the H100 run's host
+# (4.51, 7.93 samples/s) than on the H200 runs' (3.07, 5.50), and one set of constants cannot be within 18 %
+# of both (max error 19.5 %).  The GPU-bound rows agree across the two GPUs (8B LoRA 2.90 vs 2.96).
+MATMUL_EFF = 0.571  # share of peak the model's matmuls reach (attention and small GEMMs included)
+PASSES = {True: 0.0, False: 7.25}  # element-wise passes over each saved byte: compiled (fits to 0: absorbed), eager
+HOST_PER_LAYER = {True: 1.24e-3, False: 1.70e-3}  # host s per repeated layer per micro-batch: compiled, eager
+HOST_PER_SAMPLE = 0.0746  # host s per sample in a micro-batch
+HOST_LORA_FACTOR = 2.46  # LoRA adds modules (A, B, dropout) to every linear: more host work per layer
+GPU_LORA_FACTOR = 1.36  # ... and GPU work: small A/B GEMMs, dropout, casts (8B full eager outruns 8B LoRA eager)
 # Not fitted (no MPO run in FIT_ROWS yet): a preference step adds the reference model's forward, about a third
 # of a forward + backward's kernel launches; chosen and rejected share one batch, so they add no launches
 REFERENCE_HOST = {"mpo": 4 / 3}
@@ -93,7 +100,8 @@ def gpu_seconds_per_sample(arch: ModelArch, setup: TrainSetup, compiled: bool) -
     saved = layer_activation_bytes(arch, eager_setup, setup.zero > 0) * setup.seq_len * setup.sequences * t.layers
     # element-wise work of a recomputed layer: its forward again (about half of forward + backward)
     redo = 1 + 0.5 * setup.checkpointed(t.layers) / t.layers
-    return matmul + PASSES[compiled] * saved * redo / BANDWIDTH
+    lora = GPU_LORA_FACTOR if setup.tuner == "lora" else 1.0
+    return (matmul + PASSES[compiled] * saved * redo / BANDWIDTH) * lora
 
 
 def optimizer_seconds(arch: ModelArch, setup: TrainSetup) -> float:
@@ -140,8 +148,9 @@ def _row(size, tuner, micro_batch, checkpoint_layers, compiled, samples_per_s, s
                 compiled=compiled, samples_per_s=samples_per_s, source=source)
 
 
-# The runs the constants above were fitted to: ms-swift 4.6 on one H200, 16-frame samples (4,435 tokens),
-# global batch 8, LoRA r8 (docs/benchmarks.md; "#18" = the issue's earlier measurements).
+# The runs the constants above were fitted to: ms-swift 4.6 on one H200 (then one H100, rows marked so),
+# 16-frame samples (4,435 tokens), global batch 8, LoRA r8 (docs/benchmarks.md; "#18" = the issue's earlier
+# measurements).
 FIT_ROWS = [
     _row("8B", "lora", 1, 28, True, 2.22, "fourth session, ours1 compiled (2.25, 2.25) and #18 (2.20)"),
     _row("8B", "lora", 1, 0, True, 2.90, "#18: compiled, checkpointing off"),
@@ -157,4 +166,14 @@ FIT_ROWS = [
     _row("1B", "full", 1, 24, True, 7.05, "fourth session, ours1 compiled (7.03, 7.08)"),
     _row("1B", "full", 1, 24, False, 5.50, "native (4.85-5.98)"),
     _row("1B", "full", 4, 24, False, 9.69, "first session, ours 4 x 2"),
+    # one H100 (same bf16 peak), 2026-12-06; the 8B model has an untied lm_head as the released one does
+    _row("8B", "lora", 1, 0, True, 2.96, "H100 plan (benchmarks/results/gpu_train_h100_8b_lora_plan.json)"),
+    _row("8B", "lora", 1, 28, False, 1.49, "H100 native, same run"),
+    _row("1B", "lora", 8, 0, True, 11.79, "H100 plan (gpu_train_h100_1b_lora_plan.json)"),
+    _row("1B", "lora", 1, 24, False, 4.51, "H100 native, same run"),
+    _row("1B", "full", 8, 0, True, 13.20, "H100 plan (gpu_train_h100_1b_full_plan.json)"),
+    _row("1B", "full", 1, 24, False, 7.93, "H100 native, same run"),
+    _row("8B", "full", 1, 28, False, 1.83, "H100 native (gpu_train_h100_8b_full.json)"),
+    _row("8B", "full", 1, 14, True, 2.42, "H100 plan, 14 of 28 layers checkpointed, same run"),
+    _row("8B", "full", 1, 13, True, 2.44, "H100 plan for 80 GiB, 13 of 28, same run"),
 ]
