@@ -92,8 +92,8 @@ def _default_home() -> Path:
     return Path.home() / ".cache" / "ivl3"
 
 
-HOME = Setting("IVL3_HOME", _path, _default_home, "Folder for the tiny model, the demo dataset, the frame cache "
-               "and generated host files.", "path (default `~/.cache/ivl3`)")
+HOME = Setting("IVL3_HOME", _path, _default_home, "Folder for the tiny model, the demo dataset, the frame and "
+               "length caches and generated host files.", "path (default `~/.cache/ivl3`)")
 BLOCK_PLUGINS = Setting("IVL3_BLOCK_PLUGINS", _names, [], "Plugins to keep out: comma list of plugin names; `*` "
                         "blocks every third-party plugin.", "comma list")
 TILE_BACKEND = Setting("IVL3_TILE_BACKEND", _choice("auto", "numba", "pil"), "", "The tiler's resampler: `numba` "

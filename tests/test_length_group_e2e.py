@@ -73,17 +73,23 @@ def test_every_sample_once_per_epoch_in_length_neighbour_pairs(tiny_model, demo_
     plugin = tmp_path / "recorder.py"
     plugin.write_text(RECORDER)
     batches = tmp_path / "batches.jsonl"
-    proc = run_swift("sft", [
+    home = tmp_path / "home"  # this test's own length cache
+    args = [
         "--model", tiny_model, "--dataset", data, "--template", "ivl3_video", "--split_dataset_ratio", "0",
         "--tuner_type", "full", "--torch_dtype", "float32", "--attn_impl", "sdpa", "--max_length", "8192",
-        "--per_device_train_batch_size", "2", "--gradient_accumulation_steps", "1", "--num_train_epochs", "2",
+        "--per_device_train_batch_size", "2", "--gradient_accumulation_steps", "1",
         "--learning_rate", "1e-4", "--save_strategy", "no", "--eval_strategy", "no", "--report_to", "none",
         "--logging_steps", "1", "--dataloader_num_workers", "0", "--dataset_num_proc", "1",
-        "--output_dir", tmp_path / "out", "--custom_register_path", "ivl3_plugin",
-        "--external_plugins", plugin, "--callbacks", "ivl3_length_group", "ivl3_test_recorder",
-    ], cwd=tmp_path, env=swift_env(CUDA_VISIBLE_DEVICES="", IVL3_TEST_BATCHES=batches))
+        "--custom_register_path", "ivl3_plugin", "--external_plugins", plugin,
+    ]
+    proc = run_swift("sft", args + [
+        "--num_train_epochs", "2", "--output_dir", tmp_path / "out",
+        "--callbacks", "ivl3_length_group", "ivl3_test_recorder",
+    ], cwd=tmp_path, env=swift_env(CUDA_VISIBLE_DEVICES="", IVL3_TEST_BATCHES=batches, IVL3_HOME=home))
     assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
-    assert "ivl3 length group" in proc.stdout + proc.stderr
+    assert "ivl3 length group: 8 sample lengths planned in" in proc.stdout + proc.stderr
+    (cached,) = (home / "cache" / "lengths").glob("*.json")
+    assert sorted(json.loads(cached.read_text())["lengths"]) == sorted(lengths)
     fed = [json.loads(line) for line in batches.read_text().splitlines()]
     assert len(fed) == 8  # 2 epochs x 4 micro-batches of 2
     ranked = sorted(lengths, reverse=True)
@@ -91,3 +97,9 @@ def test_every_sample_once_per_epoch_in_length_neighbour_pairs(tiny_model, demo_
     for epoch in (fed[:4], fed[4:]):
         assert Counter(x for b in epoch for x in b) == Counter(lengths)  # each sample exactly once
         assert Counter(tuple(sorted(b, reverse=True)) for b in epoch) == pairs  # grouped by length
+
+    again = run_swift("sft", args + [
+        "--max_steps", "1", "--output_dir", tmp_path / "again", "--callbacks", "ivl3_length_group",
+    ], cwd=tmp_path, env=swift_env(CUDA_VISIBLE_DEVICES="", IVL3_HOME=home))
+    assert again.returncode == 0, (again.stdout + again.stderr)[-4000:]
+    assert f"ivl3 length group: 8 sample lengths read from cache {cached}" in again.stdout + again.stderr

@@ -148,7 +148,9 @@ class _Args:
     train_dataloader_shuffle = True
 
 
-def test_callback_swaps_swift_batch_sampler_for_grouped_batches_and_refuses_what_it_cannot_group():
+def test_callback_swaps_swift_batch_sampler_for_grouped_batches_and_refuses_what_it_cannot_group(
+        tmp_path, monkeypatch):
+    monkeypatch.setenv("IVL3_HOME", str(tmp_path))  # the length cache is written there
     import swift.trainers.mixin as swift_mixin
 
     from ivl3_plugin.hosts.swift.length_group import GroupedBatchSampler, LengthGroupError, \

@@ -10,14 +10,19 @@ How it is wired: the callback is built with the trainer, before ``train()`` asks
 it wraps the trainer's ``get_train_dataloader`` so that the batch sampler ms-swift builds there is ours
 (same constructor arguments: micro-batch, drop_last, data_seed), for that call only.  ms-swift's
 DataLoaderShard calls ``set_epoch`` on it every epoch, so each epoch regroups.  Anything it cannot
-honour stops the run with the reason instead of training unsorted.
+honour stops the run with the reason instead of training unsorted.  The planned lengths are cached
+(``ivl3_plugin.recipe.length_cache``) under a key of the rows and :func:`template_fingerprint`.
 """
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import time
-from typing import List
+from pathlib import Path
+from typing import Any, Dict, List
 
+from ...recipe.length_cache import cached_lengths
 from ...recipe.length_group import DEFAULT_WINDOW, LENGTH_GROUP_CALLBACK, grouped_micro_steps, rank_batches
 from .callbacks import CompileError, run_settings
 
@@ -65,10 +70,72 @@ def dataset_lengths(dataset, template) -> List[int]:
                                f"pre-encoded dataset with a 'lengths' column); got template "
                                f"{type(template).__name__} and dataset {type(dataset).__name__}")
     t0 = time.perf_counter()
-    lengths = [template.ivl3_length(rows[i]) for i in range(len(rows))]
-    log.warning("ivl3 length group: %d sample lengths planned in %.1fs (min %d, max %d tokens)", len(lengths),
+    stat_frames = getattr(getattr(template, "spec", None), "max_tiles_per_frame", 2) > 1
+    lengths, path, hit = cached_lengths(rows, template_fingerprint(template), template.ivl3_length,
+                                        stat_frames=stat_frames)
+    how = f"read from cache {path}" if hit else "planned"
+    log.warning("ivl3 length group: %d sample lengths %s in %.1fs (min %d, max %d tokens)", len(lengths), how,
                 time.perf_counter() - t0, min(lengths, default=0), max(lengths, default=0))
     return lengths
+
+
+def template_fingerprint(template) -> Dict[str, Any]:
+    """What decides a planned length besides the row: the tokenizer's content, the template's plain settings
+    (every public str/int/float/bool attribute: max_length, truncation_strategy, num_image_token, mode...),
+    its meta (system prompt, chat layout), its run spec (frames, tiles, labels) and the prompt file's text.
+    Taking every plain attribute rather than a hand-picked few means a setting added later is not missed;
+    the cost is an occasional needless miss (e.g. padding_side), never a stale hit."""
+    plain = {k: v for k, v in vars(template).items()
+             if not k.startswith("_") and (v is None or isinstance(v, (str, int, float, bool)))}
+    spec = getattr(template, "spec", None)
+    tokenizer = getattr(template, "tokenizer", None)
+    return {"class": f"{type(template).__module__}.{type(template).__qualname__}", "versions": _versions(),
+            "settings": plain, "loss_scale": getattr(template, "_loss_scale", None),
+            "meta": repr(getattr(template, "template_meta", None)), "spec": repr(spec),
+            "prompt": _prompt_digest(spec), "tokenizer": None if tokenizer is None else tokenizer_digest(tokenizer)}
+
+
+def _versions() -> Dict[str, str]:
+    """ivl3-plugin's and ms-swift's versions: an upgrade may encode differently (bump ``CACHE_VERSION``
+    in ``recipe/length_cache.py`` when a change here alters a planned length within one version)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {}
+    for name in ("ivl3-plugin", "ms-swift"):
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:
+            out[name] = ""
+    return out
+
+
+def tokenizer_digest(tokenizer) -> str:
+    """A fast tokenizer's full serialisation (vocabulary, merges, normaliser, added tokens) hashed, else its
+    vocabulary and init settings: the same tokenizer copied elsewhere still hits, a changed one never does."""
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if backend is not None:
+        body = backend.to_str()
+    else:  # a slow (Python) tokenizer: its vocabulary, init settings and vocabulary files (scores, merges)
+        folder = Path(str(getattr(tokenizer, "name_or_path", "")))
+        files = [folder / n for n in (getattr(tokenizer, "vocab_files_names", None) or {}).values()]
+        body = json.dumps([sorted(tokenizer.get_vocab().items()), getattr(tokenizer, "init_kwargs", {}),
+                           [hashlib.sha256(f.read_bytes()).hexdigest() for f in files if f.is_file()]],
+                          sort_keys=True, default=repr)
+    body = f"{type(tokenizer).__qualname__}/{len(tokenizer)}/{body}"
+    return hashlib.sha256(body.encode()).hexdigest()
+
+
+def _prompt_digest(spec) -> str:
+    """The prompt file's text (an edited ``<prompt>.j2`` changes every length)."""
+    if spec is None:
+        return ""
+    from ...shared.prompts import prompt_dirs
+
+    for folder in prompt_dirs(spec.prompt_dir):
+        path = folder / f"{spec.prompt}.j2"
+        if path.is_file():
+            return hashlib.sha256(path.read_bytes()).hexdigest()
+    return ""
 
 
 def _rank_world():
