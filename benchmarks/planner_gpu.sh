@@ -5,7 +5,8 @@
 #   bash benchmarks/planner_gpu.sh full8    8B full: native vs plan (and the plan for 80 GiB, if it differs)
 #   bash benchmarks/planner_gpu.sh memory   peak memory, checkpointing half / none, 1B/2B/8B LoRA/full (plain loop)
 #   bash benchmarks/planner_gpu.sh mixed    mixed-length data (clips of 8-32 frames, summaries of 1-8 sentences),
-#                                           8B LoRA (CONFIG=1b-lora: 1B): native vs plan vs plan + ivl3_length_group
+#                                           8B LoRA (CONFIG=1b-lora: 1B): native vs plan vs plan + ivl3_length_group,
+#                                           after benchmarks/left_padding_check.py (left vs right padding on the GPU)
 # SIDE_TIMEOUT=S: seconds one side may run (default 240; a fresh machine compiles cold, give 1B more).
 # Run from the repo root with the wheels in .whl (/work/shared/device/wheels.sh); results go to $OUT (or ./out)
 # as one archive, res.tgz, and the tables are printed last.  `plan` sides use the SDPA backend the `lora8` part
@@ -34,6 +35,9 @@ d = {r["name"]: r["ms"] for r in json.load(open(sys.argv[1]))}
 f, c = d.get("LLM flash_attention gqa"), d.get("LLM cudnn_attention gqa")
 print("cudnn" if f and c and c < 0.9 * f else "default")
 EOF
+fi
+if [ "$part" = mixed ]; then  # left padding (the recipes' setting) on this GPU's SDPA kernels: seconds
+  timeout 90 python3 benchmarks/left_padding_check.py 2>&1 | grep -E "loss right|device" | tee "$R/left_padding.txt"
 fi
 X=$(cat /tmp/attn_choice 2>/dev/null || echo default)
 CB='{}'; [ "$X" = cudnn ] && CB='{"ivl3_compile":{"attention":"cudnn"}}'
