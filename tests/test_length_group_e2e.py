@@ -7,6 +7,7 @@ from __future__ import annotations
 import copy
 import json
 from collections import Counter
+from pathlib import Path
 
 import pytest
 
@@ -14,27 +15,7 @@ from tests.swift_cli import convert_demo_subset, run_swift, swift_env
 
 pytest.importorskip("swift")
 
-RECORDER = '''
-import json, os
-from swift.callbacks import callbacks_map
-from swift.callbacks.base import TrainerCallback
-
-
-class Recorder(TrainerCallback):
-    def __init__(self, args, trainer):
-        super().__init__(args, trainer)
-        step = trainer.training_step
-
-        def recorded(model, inputs, *a, **k):
-            with open(os.environ["IVL3_TEST_BATCHES"], "a") as f:
-                f.write(json.dumps([int(x) for x in inputs["attention_mask"].sum(1)]) + "\\n")
-            return step(model, inputs, *a, **k)
-
-        trainer.training_step = recorded
-
-
-callbacks_map["ivl3_test_recorder"] = Recorder
-'''
+RECORDER = Path(__file__).with_name("swift_batch_recorder.py")  # ivl3_test_batches
 
 
 def mixed_rows(tmp, demo_annotations):
@@ -70,8 +51,6 @@ def test_every_sample_once_per_epoch_in_length_neighbour_pairs(tiny_model, demo_
     data.write_text("".join(json.dumps(r) + "\n" for r in rows))
     lengths = planned_lengths(tiny_model, rows)
     assert len(set(lengths)) == len(rows)
-    plugin = tmp_path / "recorder.py"
-    plugin.write_text(RECORDER)
     batches = tmp_path / "batches.jsonl"
     home = tmp_path / "home"  # this test's own length cache
     args = [
@@ -80,17 +59,17 @@ def test_every_sample_once_per_epoch_in_length_neighbour_pairs(tiny_model, demo_
         "--per_device_train_batch_size", "2", "--gradient_accumulation_steps", "1",
         "--learning_rate", "1e-4", "--save_strategy", "no", "--eval_strategy", "no", "--report_to", "none",
         "--logging_steps", "1", "--dataloader_num_workers", "0", "--dataset_num_proc", "1",
-        "--custom_register_path", "ivl3_plugin", "--external_plugins", plugin,
+        "--custom_register_path", "ivl3_plugin", "--external_plugins", RECORDER,
     ]
     proc = run_swift("sft", args + [
         "--num_train_epochs", "2", "--output_dir", tmp_path / "out",
-        "--callbacks", "ivl3_length_group", "ivl3_test_recorder",
+        "--callbacks", "ivl3_length_group", "ivl3_test_batches",
     ], cwd=tmp_path, env=swift_env(CUDA_VISIBLE_DEVICES="", IVL3_TEST_BATCHES=batches, IVL3_HOME=home))
     assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
     assert "ivl3 length group: 8 sample lengths planned in" in proc.stdout + proc.stderr
     (cached,) = (home / "cache" / "lengths").glob("*.json")
     assert sorted(json.loads(cached.read_text())["lengths"]) == sorted(lengths)
-    fed = [json.loads(line) for line in batches.read_text().splitlines()]
+    fed = [json.loads(line)["lengths"] for line in batches.read_text().splitlines()]
     assert len(fed) == 8  # 2 epochs x 4 micro-batches of 2
     ranked = sorted(lengths, reverse=True)
     pairs = Counter(tuple(ranked[i:i + 2]) for i in range(0, 8, 2))

@@ -57,8 +57,8 @@ def run_args(output_dir):
     return json.loads(next(output_dir.rglob("args.json")).read_text())
 
 
-def check_run(proc, out, model):
-    """What every MPO run must show; returns (first, last) logged rows."""
+def check_run(proc, out, model, label):
+    """What every MPO run must show; prints the loss and margin it went through, labelled."""
     log = proc.stdout + proc.stderr
     assert proc.returncode == 0, log[-6000:]
     rows = logged(out)
@@ -82,7 +82,8 @@ def check_run(proc, out, model):
         assert re.fullmatch(r"\[-100 \* \d+\](.+)<\|im_end\|>", labels), labels
         if answer:
             assert labels.endswith(answer + "<|im_end|>")
-    return first, last
+    print(f"\n{label}: loss {first['loss']:.4f} -> {last['loss']:.4f}, margin {first['rewards/margins']:.4f} -> "
+          f"{last['rewards/margins']:.4f}")
 
 
 def common(out, steps=6):
@@ -102,12 +103,10 @@ def test_lora_mpo_recipe_through_ivl3_train(tiny_model, pairs_file, tmp_path):
                            "save_strategy=no"], cwd=tmp_path, env=swift_env(IVL3_HOME=tmp_path / "home"),
                           capture_output=True, text=True, timeout=600, check=False)
     assert " rlhf " in proc.stderr.split("ivl3 train: ", 1)[1].splitlines()[0]
-    first, last = check_run(proc, out, tiny_model)
+    check_run(proc, out, tiny_model, "LoRA -hf")
     args = run_args(out)
     assert args["ref_model"] is None and args["tuner_type"] == "lora"  # peft's disable_adapter() is the reference
     assert args["loss_type"] == ["sigmoid", "bco_pair"] and args["loss_weights"] == [0.8, 0.2]
-    print(f"\nLoRA -hf: loss {first['loss']:.4f} -> {last['loss']:.4f}, margin {first['rewards/margins']:.4f} -> "
-          f"{last['rewards/margins']:.4f}")
 
 
 @pytest.mark.e2e
@@ -116,10 +115,8 @@ def test_lora_mpo_on_the_remote_code_format(remote_model, pairs_file, tmp_path):
     proc = run_swift("rlhf", [*MPO, "--custom_register_path", "ivl3_plugin", "--model", remote_model, "--template",
                               "ivl3_video", "--dataset", pairs_file, "--tuner_type", "lora", "--learning_rate", "1e-3",
                               *common(out)], cwd=tmp_path, env=swift_env(HF_MODULES_CACHE=tmp_path / "hf-modules"))
-    first, last = check_run(proc, out, remote_model)
+    check_run(proc, out, remote_model, "LoRA remote")
     assert run_args(out)["ref_model"] is None
-    print(f"\nLoRA remote: loss {first['loss']:.4f} -> {last['loss']:.4f}, margin {first['rewards/margins']:.4f} -> "
-          f"{last['rewards/margins']:.4f}")
 
 
 @pytest.mark.e2e
@@ -128,10 +125,8 @@ def test_full_mpo_keeps_a_reference_copy(tiny_model, pairs_file, tmp_path):
     proc = run_swift("rlhf", [*MPO, "--custom_register_path", "ivl3_plugin", "--model", tiny_model, "--template",
                               "ivl3_video", "--dataset", pairs_file, "--tuner_type", "full", "--freeze_vit", "true",
                               "--learning_rate", "1e-4", *common(out)], cwd=tmp_path, env=swift_env())
-    first, last = check_run(proc, out, tiny_model)
+    check_run(proc, out, tiny_model, "full -hf")
     assert run_args(out)["ref_model"] == str(tiny_model)  # ms-swift loads a second, frozen copy as the reference
-    print(f"\nfull -hf: loss {first['loss']:.4f} -> {last['loss']:.4f}, margin {first['rewards/margins']:.4f} -> "
-          f"{last['rewards/margins']:.4f}")
 
 
 @pytest.mark.e2e
@@ -142,7 +137,5 @@ def test_full_mpo_on_the_remote_code_format(remote_model, pairs_file, tmp_path):
                               "ivl3_video", "--dataset", pairs_file, "--tuner_type", "full", "--freeze_vit", "true",
                               "--learning_rate", "1e-4", *common(out)], cwd=tmp_path,
                      env=swift_env(HF_MODULES_CACHE=tmp_path / "hf-modules"))
-    first, last = check_run(proc, out, remote_model)
+    check_run(proc, out, remote_model, "full remote")
     assert run_args(out)["ref_model"] == str(remote_model)
-    print(f"\nfull remote: loss {first['loss']:.4f} -> {last['loss']:.4f}, margin {first['rewards/margins']:.4f} -> "
-          f"{last['rewards/margins']:.4f}")

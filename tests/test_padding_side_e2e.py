@@ -13,44 +13,19 @@ also with the LLM and ViT layers compiled (``ivl3_compile``), as the recipes tra
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
-from tests.swift_cli import run_swift, swift_env
+from tests.swift_cli import logged_losses, run_swift, swift_env
 from tests.test_length_group_e2e import mixed_rows
 
 pytest.importorskip("swift")
 
-RECORDER = '''
-import json, os
-from swift.callbacks import callbacks_map
-from swift.callbacks.base import TrainerCallback
-
-
-class KeptRecorder(TrainerCallback):
-    def __init__(self, args, trainer):
-        super().__init__(args, trainer)
-        prepare = trainer._prepare_inputs
-
-        def recorded(inputs):
-            out = prepare(inputs)
-            keep = out.get("logits_to_keep")
-            kept = int(keep.sum()) if hasattr(keep, "sum") else keep
-            with open(os.environ["IVL3_TEST_KEPT"], "a") as f:
-                f.write(json.dumps({"kept": kept, "length": int(out["input_ids"].shape[1]),
-                                    "answer": int((out["labels"] != -100).sum(1).max())}) + "\\n")
-            return out
-
-        trainer._prepare_inputs = recorded
-
-
-callbacks_map["ivl3_test_kept"] = KeptRecorder
-'''
+RECORDER = Path(__file__).with_name("swift_batch_recorder.py")  # ivl3_test_batches
 
 
 def train(tiny_model, data, tmp_path, side, *callbacks):
-    plugin = tmp_path / "kept.py"
-    plugin.write_text(RECORDER)
     name = "-".join([side, *callbacks])
     kept = tmp_path / f"kept-{name}.jsonl"
     out = tmp_path / f"out-{name}"
@@ -61,13 +36,11 @@ def train(tiny_model, data, tmp_path, side, *callbacks):
         "--learning_rate", "1e-4", "--save_strategy", "no", "--eval_strategy", "no", "--report_to", "none",
         "--logging_steps", "1", "--dataloader_num_workers", "0", "--dataset_num_proc", "1", "--seed", "7",
         "--padding_side", side, "--output_dir", out, "--custom_register_path", "ivl3_plugin",
-        "--gradient_checkpointing", "false", "--external_plugins", plugin, "--callbacks", "ivl3_test_kept", *callbacks,
-    ], cwd=tmp_path, env=swift_env(CUDA_VISIBLE_DEVICES="", IVL3_TEST_KEPT=kept,
+        "--gradient_checkpointing", "false", "--external_plugins", RECORDER, "--callbacks", "ivl3_test_batches", *callbacks,
+    ], cwd=tmp_path, env=swift_env(CUDA_VISIBLE_DEVICES="", IVL3_TEST_BATCHES=kept,
                                    TORCHINDUCTOR_CACHE_DIR=str(tmp_path / "inductor")))
     assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
-    logs = [json.loads(x) for p in out.rglob("logging.jsonl") for x in p.read_text().splitlines() if x.strip()]
-    losses = [r["loss"] for r in logs if "loss" in r]
-    return losses, [json.loads(x) for x in kept.read_text().splitlines()]
+    return logged_losses(out), [json.loads(x) for x in kept.read_text().splitlines()]
 
 
 @pytest.mark.e2e
@@ -80,7 +53,7 @@ def test_left_padding_trains_the_same_and_keeps_only_the_answers(tiny_model, dem
     assert left_losses == pytest.approx(right_losses, rel=1e-4)
     assert len(left) == len(right) == 3
     for lb, rb in zip(left, right):
-        assert lb["length"] == rb["length"]
+        assert lb["width"] == rb["width"] and lb["lengths"] == rb["lengths"]
         assert lb["kept"] == lb["answer"] + 1  # the longest answer and the position before it, no more
         assert rb["kept"] >= lb["kept"]
     assert sum(r["kept"] for r in right) > sum(r["kept"] for r in left)  # right padding keeps frame positions

@@ -96,13 +96,19 @@ def test_a_dataset_folder_is_refused(tmp_path, dataset, capsys):
     assert code == 2 and "not a file" in capsys.readouterr().err
 
 
-def test_sampled_candidates_are_reused_on_a_second_run(tmp_path, dataset, capsys):
-    """With --model, OUT/candidates.jsonl from an earlier run is reused (no swift run) when its count matches."""
+def _earlier_run(tmp_path, dataset):
+    """An OUT folder holding an earlier run's candidates.jsonl, and a (weightless) model folder."""
     out = tmp_path / "o"
     out.mkdir()
     _write_candidates(out / "candidates.jsonl", dataset)
     model = tmp_path / "model"
     model.mkdir()
+    return out, model
+
+
+def test_sampled_candidates_are_reused_on_a_second_run(tmp_path, dataset, capsys):
+    """With --model, OUT/candidates.jsonl from an earlier run is reused (no swift run) when its count matches."""
+    out, model = _earlier_run(tmp_path, dataset)
     code = main(["pairs", "--dataset", str(dataset), "--model", str(model), "--out", str(out), "--num-samples", "3"])
     out_text, err = capsys.readouterr()
     assert code == 0 and f"reusing the candidates in {out / 'candidates.jsonl'}" in err
@@ -116,11 +122,7 @@ def test_candidates_sampled_with_other_settings_are_not_reused(tmp_path, dataset
 
     from ivl3_plugin.cli.pairs import PARAMS_FILE, _sampling_params
 
-    out = tmp_path / "o"
-    out.mkdir()
-    _write_candidates(out / "candidates.jsonl", dataset)
-    model = tmp_path / "model"
-    model.mkdir()
+    out, model = _earlier_run(tmp_path, dataset)
     base = dict(dataset=str(dataset), model=str(model), adapters=None, template="ivl3_video", num_samples=3,
                 temperature=1.0, seed=0, max_new_tokens=128, max_batch_size=4)
     (out / PARAMS_FILE).write_text(json.dumps(_sampling_params(argparse.Namespace(**base))))

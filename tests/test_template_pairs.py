@@ -11,15 +11,12 @@ NUM_FRAMES = 4
 
 
 @pytest.fixture(scope="module")
-def pair_rows(tmp_path_factory, demo_videos):
+def pair_rows(tmp_path_factory, demo_annotations, demo_videos):
     """Converted rows turned into pairs: chosen = the reference summary, rejected = another video's."""
-    from ivl3_plugin.convert import convert
+    from tests.swift_cli import convert_demo_subset
 
-    out = tmp_path_factory.mktemp("conv")
-    ann = out / "ann.jsonl"
-    ann.write_text("".join(json.dumps({"id": i, "video": str(p), "summary": s}) + "\n" for i, p, s in demo_videos[:2]))
-    convert(ann, out / "data", num_frames=NUM_FRAMES, val_fraction=0.0)
-    rows = [json.loads(l) for l in (out / "data" / "swift" / "train.jsonl").read_text().splitlines() if l.strip()]
+    train = convert_demo_subset(demo_annotations, tmp_path_factory.mktemp("conv"), 2, NUM_FRAMES)
+    rows = [json.loads(l) for l in train.read_text().splitlines() if l.strip()]
     summaries = sorted({s for _, _, s in demo_videos})
     return [dict(r, rejected_response=next(s for s in summaries if s != r["messages"][-1]["content"]))
             for r in rows]

@@ -17,14 +17,11 @@ NUM_FRAMES = 4
 
 
 @pytest.fixture(scope="module")
-def converted(tmp_path_factory, demo_videos):
-    from ivl3_plugin.convert import convert
+def converted(tmp_path_factory, demo_annotations, demo_videos):
+    from tests.swift_cli import convert_demo_subset
 
-    out = tmp_path_factory.mktemp("conv")
-    ann = out / "ann.jsonl"
-    ann.write_text("".join(json.dumps({"id": i, "video": str(p), "summary": s}) + "\n" for i, p, s in demo_videos[:2]))
-    convert(ann, out / "data", num_frames=NUM_FRAMES, val_fraction=0.0)
-    rows = [json.loads(l) for l in (out / "data" / "swift" / "train.jsonl").read_text().splitlines() if l.strip()]
+    train = convert_demo_subset(demo_annotations, tmp_path_factory.mktemp("conv"), 2, NUM_FRAMES)
+    rows = [json.loads(l) for l in train.read_text().splitlines() if l.strip()]
     videos = {i: str(p) for i, p, _ in demo_videos}
     return [(r, videos[r["id"]]) for r in rows]
 
