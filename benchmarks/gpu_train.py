@@ -226,8 +226,9 @@ def main(argv=None) -> int:
             res["predicted"] = predict_side(plan_arch, tuner, plan_frames, st, gb, max_length)
             if not res.get("failed"):
                 if profile_step:  # the profiled step is not timed
-                    res["step_ends"], res["samples"], res["tokens"] = (res["step_ends"][:-1], res["samples"][:-1],
-                                                                       res["tokens"][:-1])
+                    for key in ("step_ends", "samples", "tokens", "slots"):
+                        if res.get(key):
+                            res[key] = res[key][:-1]
                 tps = sum(res["tokens"]) / max(1, sum(res["samples"]))
                 res = summarise(res, args.warmup, flops_per_token(arch, tuner, tps, frames), peak)
             pair[side] = res

@@ -18,7 +18,9 @@ CALLBACK_NAME = "ivl3_compile"  # the name recipes and ``--callbacks`` use; host
 RECOMPUTE_CALLBACK = "ivl3_recompute"
 RECOMPUTE_FIELDS = {"layers": "how many of the LLM's layers, counted from the first, stay checkpointed"}
 ATTENTION_CHOICES = ("default", "cudnn", "flash", "efficient")
-COMPILE_FIELDS = {"attention": "which SDPA backend to try first: " + ", ".join(ATTENTION_CHOICES)}
+COMPILE_FIELDS = {"attention": "which SDPA backend to try first: " + ", ".join(ATTENTION_CHOICES),
+                  "skip_padding": "the LLM's attention skips padded positions (one causal SDPA call per row; "
+                                  "default true, needs --attn_impl sdpa): recipe/row_attention.py"}
 
 # one compiled code object serves every layer; variants (ViT/LLM class, grad mode of a reentrant
 # checkpoint's forward vs its recompute, static then dynamic shapes) each take a cache entry

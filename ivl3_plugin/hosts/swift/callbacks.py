@@ -1,4 +1,5 @@
-"""Our ms-swift trainer callbacks: ``ivl3_compile`` (regional torch.compile) and ``ivl3_recompute``
+"""Our ms-swift trainer callbacks: ``ivl3_compile`` (regional torch.compile; the LLM's attention skips
+padding, ``recipe/row_attention.py``) and ``ivl3_recompute``
 (gradient checkpointing on only the LLM's first k layers).
 
 ``swift sft --custom_register_path ivl3_plugin --callbacks ivl3_compile …`` (the recipes
@@ -13,6 +14,7 @@ import logging
 
 from ...recipe.callback_args import field_error
 from ...recipe.compile import CALLBACK_NAME, RECOMPUTE_CALLBACK, checkpoint_first, compile_layers, prefer_attention
+from ...recipe.row_attention import enable as skip_padding
 from ...settings import CALLBACK_ARGS, COMPILE
 
 log = logging.getLogger("ivl3_plugin.swift")
@@ -67,10 +69,18 @@ def swift_callback_class():
                 return
             if self.compiled:  # a second train() call on the same model
                 return
-            attention = run_settings(CALLBACK_NAME).get("attention")
-            if attention:
-                log.warning("ivl3 compile: %s", prefer_attention(attention))
-            self.compiled = compile_layers(model if model is not None else self.trainer.model)
+            settings = run_settings(CALLBACK_NAME)
+            model = model if model is not None else self.trainer.model
+            if settings.get("attention"):
+                log.warning("ivl3 compile: %s", prefer_attention(settings["attention"]))
+            if settings.get("skip_padding", True):
+                try:
+                    log.warning("ivl3 compile: %s", skip_padding(model))
+                except ValueError as exc:
+                    if "skip_padding" in settings:  # asked for by name: say why it cannot be done
+                        raise CompileError(str(exc)) from exc
+                    log.warning("ivl3 compile: padding not skipped: %s", exc)
+            self.compiled = compile_layers(model)
             log.warning("ivl3 compile: %s (the first step includes the compile time)", "; ".join(self.compiled))
 
     return Ivl3CompileCallback
