@@ -1,7 +1,8 @@
 #!/bin/bash
 # Issue #18's GPU measurements, in parts that each fit one 10-minute device call (one H100 or H200):
 #   bash benchmarks/planner_gpu.sh lora8    SDPA backends at 8B's shapes, then 8B LoRA: native vs plan (profiled)
-#   bash benchmarks/planner_gpu.sh small    1B LoRA and 1B full: native vs plan
+#   bash benchmarks/planner_gpu.sh small    1B LoRA: native vs plan vs plan with SDPA's padding mask (planx:
+#                                           skip_padding false), profiled; then 1B full: native vs plan
 #   bash benchmarks/planner_gpu.sh full8    8B full: native vs plan (and the plan for 80 GiB, if it differs)
 #   bash benchmarks/planner_gpu.sh memory   peak memory, checkpointing half / none, 1B/2B/8B LoRA/full (plain loop)
 #   bash benchmarks/planner_gpu.sh mixed    mixed-length data (clips of 8-32 frames, summaries of 1-8 sentences),
@@ -45,7 +46,9 @@ echo "plan sides' attention: $X"
 G="python3 benchmarks/gpu_train.py --steps 6 --warmup 2 --videos 64 --work /tmp/gt --timeout ${SIDE_TIMEOUT:-240} --plan-callback-args $CB"
 case "$part" in
   lora8) timeout "$(left)" $G --configs 8b-lora --sides native,plan,plan80 --torch-profile plan --out "$R/g.json" > "$R/g.txt" 2>&1 ;;
-  small) timeout "$(left)" $G --configs 1b-lora,1b-full --sides native,plan --out "$R/g.json" > "$R/g.txt" 2>&1 ;;
+  small) timeout "$(left)" $G --configs 1b-lora --sides native,plan,planx --torch-profile plan --out "$R/g.json" \
+           --planx-callback-args '{"ivl3_compile":{"skip_padding":false}}' > "$R/g.txt" 2>&1
+         timeout "$(left)" $G --configs 1b-full --sides native,plan --out "$R/g2.json" >> "$R/g.txt" 2>&1 ;;
   full8) timeout "$(left)" $G --configs 8b-full --sides native,plan,plan80 --out "$R/g.json" > "$R/g.txt" 2>&1 ;;
   mixed) timeout "$(left)" $G --configs "${CONFIG:-8b-lora}" --mixed 8-32 --sides native,plan,plang --out "$R/g.json" \
            > "$R/g.txt" 2>&1 ;;

@@ -9,7 +9,8 @@ left padding every answer ends at the last position and only the longest answer 
 
 The same 8 mixed-length rows (1-4 frames, answers of different lengths) train for 3 steps at micro-batch 2
 with each side; a recorder logs how many positions ``logits_to_keep`` kept and the per-step losses must agree,
-also with the LLM and ViT layers compiled (``ivl3_compile``), as the recipes train."""
+also with the LLM and ViT layers compiled (``ivl3_compile``), as the recipes train, with the LLM's attention
+skipping padding (its default) and without."""
 from __future__ import annotations
 
 import json
@@ -25,8 +26,8 @@ pytest.importorskip("swift")
 RECORDER = Path(__file__).with_name("swift_batch_recorder.py")  # ivl3_test_batches
 
 
-def train(tiny_model, data, tmp_path, side, *callbacks):
-    name = "-".join([side, *callbacks])
+def train(tiny_model, data, tmp_path, side, *callbacks, settings=None, log=None):
+    name = "-".join([side, *callbacks, *(["set"] if settings else [])])
     kept = tmp_path / f"kept-{name}.jsonl"
     out = tmp_path / f"out-{name}"
     proc = run_swift("sft", [
@@ -38,8 +39,11 @@ def train(tiny_model, data, tmp_path, side, *callbacks):
         "--padding_side", side, "--output_dir", out, "--custom_register_path", "ivl3_plugin",
         "--gradient_checkpointing", "false", "--external_plugins", RECORDER, "--callbacks", "ivl3_test_batches", *callbacks,
     ], cwd=tmp_path, env=swift_env(CUDA_VISIBLE_DEVICES="", IVL3_TEST_BATCHES=kept,
-                                   TORCHINDUCTOR_CACHE_DIR=str(tmp_path / "inductor")))
+                                   TORCHINDUCTOR_CACHE_DIR=str(tmp_path / "inductor"),
+                                   **({"IVL3_CALLBACK_ARGS": json.dumps(settings)} if settings else {})))
     assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
+    if log is not None:
+        log.append(proc.stdout + proc.stderr)
     return logged_losses(out), [json.loads(x) for x in kept.read_text().splitlines()]
 
 
@@ -58,6 +62,13 @@ def test_left_padding_trains_the_same_and_keeps_only_the_answers(tiny_model, dem
         assert rb["kept"] >= lb["kept"]
     assert sum(r["kept"] for r in right) > sum(r["kept"] for r in left)  # right padding keeps frame positions
     # what the recipes run: left padding through compiled layers (each length a new shape) trains the same
-    compiled_losses, compiled = train(tiny_model, data, tmp_path, "left", "ivl3_compile")
+    # (ivl3_compile also makes the LLM's attention skip padding: one causal SDPA call per row)
+    logs = []
+    compiled_losses, compiled = train(tiny_model, data, tmp_path, "left", "ivl3_compile", log=logs)
     assert compiled_losses == pytest.approx(left_losses, rel=1e-4)
     assert compiled == left
+    assert "language_model.layers: attention skips padding" in logs[0]
+    masked_losses, _ = train(tiny_model, data, tmp_path, "left", "ivl3_compile",
+                             settings={"ivl3_compile": {"skip_padding": False}}, log=logs)
+    assert "skips padding" not in logs[1]
+    assert masked_losses == pytest.approx(compiled_losses, rel=1e-4)
