@@ -10,7 +10,7 @@ torch = pytest.importorskip("torch")
 LINEARS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 
 
-def saved_bytes_per_token(size: str, mode: str, seq: int = 128) -> float:
+def saved_bytes_per_token(size: str, mode: str, seq: int = 128, compiled: bool = False) -> float:
     """Bytes autograd keeps for backward in one InternVL3 LLM layer at real width, per token.
 
     Parameters, the layer input (kept by gradient checkpointing, counted apart) and RoPE tables are
@@ -33,6 +33,8 @@ def saved_bytes_per_token(size: str, mode: str, seq: int = 128) -> float:
         for name, p in layer.named_parameters():
             if "lora_" in name:
                 p.data = p.data.float()  # as get_peft_model leaves them (autocast_adapter_dtype)
+    if compiled:  # as ivl3_compile does (recipe/compile.py)
+        layer.compile(dynamic=True)
     x = torch.randn(1, seq, t.hidden, dtype=torch.bfloat16, requires_grad=True)
     pos = torch.arange(seq)[None]
     cos, sin = Qwen2RotaryEmbedding(cfg)(x, pos)
@@ -65,3 +67,13 @@ def test_lora_layer_activations_match_autograd():
     want = layer_activation_bytes(ARCHS["1B"], TrainSetup(tuner="lora", autocast=False), deepspeed=False)
     assert got - cpu_extra == pytest.approx(want, rel=0.01)
 
+
+
+def test_compiled_full_layer_activations_match_autograd():
+    """Compiled (Inductor) layers keep less than eager: the planner counts what they keep.  The compiled
+    norm keeps the layer input itself, which this count leaves out (a checkpointed layer keeps it too)."""
+    t = ARCHS["1B"].text
+    got = saved_bytes_per_token("1B", "full", compiled=True) + 2 * t.hidden
+    want = layer_activation_bytes(ARCHS["1B"], TrainSetup(tuner="full", compiled=True), deepspeed=False)
+    assert got == pytest.approx(want, rel=0.02)
+    assert want < layer_activation_bytes(ARCHS["1B"], TrainSetup(tuner="full"), deepspeed=False)

@@ -151,9 +151,7 @@ SWIFT_ROWS = [  # size, tuner, micro-batch, checkpointed layers, compiled, measu
     ("8B", "full", 1, 28, False, 59.8), ("8B", "full", 1, 14, True, 68.4), ("8B", "full", 1, 13, True, 69.0),
     # the rows at micro-batch > 1 above ran with SDPA's padding mask; since 2026-12-06 ivl3_compile's attention
     # skips padding (recipe/row_attention.py): one H100, gpu_train_h100_1b_{lora,full}_rows.json
-    ("1B", "lora", 8, 0, True, 49.1),
-    pytest.param("1B", "full", 8, 0, True, 38.1, marks=pytest.mark.xfail(
-        strict=True, reason="known: the planner over-predicts compiled 1B full without the padding mask (0.76)")),
+    ("1B", "lora", 8, 0, True, 49.1), ("1B", "full", 8, 0, True, 38.1),
 ]
 
 

@@ -164,6 +164,10 @@ def layer_activation_bytes(arch: ModelArch, setup: TrainSetup, deepspeed: bool) 
     # input + bf16 normalised input (for the weight) + bf16 output (for the linears), twice; q, k
     # after RoPE, v and the attention output; MLP gate, SiLU, up and product.
     per_token = 2 * (norm * h + 2 * BF16 * h) + BF16 * (2 * q + 2 * kv) + 4 * BF16 * f
+    if setup.compiled:
+        # Inductor's partitioner recomputes what is cheap: each norm keeps its bf16 input and normalised
+        # output (not a second copy), the MLP its gate, up and their product (SiLU recomputed)
+        per_token = 2 * (norm * h + BF16 * h) + BF16 * (2 * q + 2 * kv) + 3 * BF16 * f
     if setup.tuner == "lora":
         # frozen base: norms keep only their input, frozen linears keep no input, so the
         # MLP product is not saved either
