@@ -119,3 +119,17 @@ def test_skip_padding_setting_is_checked():
 
     assert field_error("ivl3_compile", "skip_padding", True) is None
     assert "true or false" in field_error("ivl3_compile", "skip_padding", "yes")
+
+
+def test_gradient_checkpointing_recomputes_through_it():
+    """The recipes checkpoint some or all layers: the recompute in backward must see the same row spans."""
+    ids, mask, labels = padded_batch("left")
+    model = tiny_llm()
+    model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    model.train()
+    _, ref_loss, ref_grads = loss_and_grads(model, ids, mask, labels)
+    row_attention.enable(model)
+    _, loss, grads = loss_and_grads(model, ids, mask, labels)
+    assert loss == pytest.approx(ref_loss, rel=1e-6)
+    for name, g in grads.items():
+        assert torch.allclose(g, ref_grads[name], atol=1e-6), name
