@@ -72,3 +72,8 @@ def test_left_padding_trains_the_same_and_keeps_only_the_answers(tiny_model, dem
                              settings={"ivl3_compile": {"skip_padding": False}}, log=logs)
     assert "skips padding" not in logs[1]
     assert masked_losses == pytest.approx(compiled_losses, rel=1e-4)
+    # what the ZeRO-2/3 recipes run: uncompiled, ivl3_skip_padding alone
+    skipping_losses, skipping = train(tiny_model, data, tmp_path, "left", "ivl3_skip_padding", log=logs)
+    assert "ivl3_skip_padding: " in logs[2] and "attention skips padding" in logs[2]
+    assert skipping_losses == pytest.approx(left_losses, rel=1e-4)
+    assert skipping == left

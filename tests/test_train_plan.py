@@ -91,3 +91,26 @@ def test_plan_pads_on_the_left_when_a_micro_batch_holds_several_samples_and_a_re
     assert plan.micro_batch == 1 and "padding_side" not in args
     plan, args = planned(None, {"padding_side": "right"})
     assert plan.micro_batch > 1 and args["padding_side"] == "right"  # the user's own choice stays
+
+
+def test_uncompiled_plans_with_padded_batches_skip_padding_with_their_own_callback():
+    """ZeRO-3 cannot compile, so ivl3_compile (which also makes the attention skip padding) is not set; at
+    micro-batch > 1 ivl3_skip_padding does that alone.  Compiled plans and micro-batch 1 do not list it."""
+    from ivl3_plugin.recipe.plan import PlanRequest, make_plan
+    from ivl3_plugin.recipe.plan_apply import apply_plan
+    from ivl3_plugin.recipe.row_attention import CALLBACK_NAME
+
+    def callbacks(**kw):
+        req = dict(model="38B", gpus_per_node=8, gpu_memory_gib=80, tuner="lora", global_batch=64,
+                   checkpointing="auto", objective="largest-batch", stages=[(3, False)])
+        plan = make_plan(PlanRequest(**{**req, **kw}))
+        args = {}
+        apply_plan(args, plan)
+        return plan, args.get("callbacks", [])
+
+    plan, cbs = callbacks(max_micro_batch=2)
+    assert plan.deepspeed == "zero3" and plan.micro_batch == 2 and cbs == [CALLBACK_NAME]
+    plan, cbs = callbacks(max_micro_batch=1)
+    assert plan.micro_batch == 1 and CALLBACK_NAME not in cbs
+    plan, cbs = callbacks(model="1B", gpus_per_node=1, global_batch=8, stages=None, objective="fastest")
+    assert plan.compiled and plan.micro_batch > 1 and "ivl3_compile" in cbs and CALLBACK_NAME not in cbs

@@ -29,6 +29,7 @@ from .compile import CALLBACK_NAME as COMPILE_CALLBACK
 from .config import Recipe, dump_recipe, recipe_name
 from .mpo import MPO_ARGS, MPO_FULL_SIZES, MPO_LR, OFFICIAL_MPO_URL, PAIRS_PLACEHOLDER
 from .plan import PlanRequest, default_stages, make_plan
+from .row_attention import CALLBACK_NAME as SKIP_PADDING_CALLBACK
 
 OFFICIAL_URL = ("https://github.com/OpenGVLab/InternVL/blob/main/internvl_chat/shell/internvl3.0/2nd_finetune/"
                 "internvl3_{size}_dynamic_res_2nd_finetune_full.sh")
@@ -136,7 +137,9 @@ def build(size: str, tuner: str, gpus: Optional[int] = None, offload_stage: Opti
     if plan.deepspeed:
         args["deepspeed"] = plan.deepspeed
     if plan.deepspeed in COMPILE_STAGES and stage == "sft":  # ivl3_compile is verified with swift sft only
-        args["callbacks"] = [COMPILE_CALLBACK]
+        args["callbacks"] = [COMPILE_CALLBACK]  # (it also makes the attention skip padding)
+    elif stage == "sft" and plan.micro_batch > 1:  # ZeRO-2/3: not compiled, but padded batches
+        args["callbacks"] = [SKIP_PADDING_CALLBACK]
     args.update({
         "save_strategy": "steps", "save_steps": 200, "save_total_limit": 1, "logging_steps": 1,
         "eval_strategy": "no", "dataloader_num_workers": 4, "strict": True,

@@ -17,6 +17,7 @@ from .compile import CALLBACK_NAME as COMPILE_CALLBACK, RECOMPUTE_CALLBACK
 from .config import Recipe, RecipeError, global_batch, recipe_stage
 from .length_group import LENGTH_GROUP_CALLBACK
 from .plan import Plan, PlanRequest, make_plan
+from .row_attention import CALLBACK_NAME as SKIP_PADDING_CALLBACK
 
 PLANNED_KEYS = ("per_device_train_batch_size", "gradient_accumulation_steps", "deepspeed", "gradient_checkpointing",
                 "padding_side", "callbacks")
@@ -67,7 +68,8 @@ def plan_settings(plan: Plan) -> Dict[str, Any]:
 def apply_plan(args: Dict[str, Any], plan: Plan) -> None:
     """Write ``plan`` into a recipe's ms-swift arguments, in place: batch split, DeepSpeed, checkpointing,
     left padding when a micro-batch holds more than one sample (a recipe's own ``padding_side`` stays),
-    and the callbacks: ``ivl3_compile`` where the stage allows it, ``ivl3_recompute`` with its layer count
+    and the callbacks: ``ivl3_compile`` where the stage allows it (else ``ivl3_skip_padding`` at micro-batch > 1),
+    ``ivl3_recompute`` with its layer count
     (a run setting in the ENV block) when only some layers are checkpointed, and ``ivl3_length_group`` when the
     request asks for it and a micro-batch holds more than one sample."""
     for key, value in plan_settings(plan).items():
@@ -78,6 +80,8 @@ def apply_plan(args: Dict[str, Any], plan: Plan) -> None:
     callbacks = [c for c in (args.get("callbacks") or []) if c not in (COMPILE_CALLBACK, RECOMPUTE_CALLBACK)]
     if plan.compiled:
         callbacks.append(COMPILE_CALLBACK)
+    elif plan.micro_batch > 1 and plan.request.stage == "sft" and SKIP_PADDING_CALLBACK not in callbacks:
+        callbacks.append(SKIP_PADDING_CALLBACK)  # uncompiled (ZeRO-2/3): the attention still skips padding
     if plan.micro_batch > 1 and "padding_side" not in args:
         args["padding_side"] = "left"  # answers end together: ms-swift's logits_to_keep keeps only them (memory.py)
     if plan.request.length_group and plan.micro_batch > 1 and LENGTH_GROUP_CALLBACK not in callbacks:

@@ -18,6 +18,7 @@ from typing import Any, Dict, List, Optional, Tuple
 
 from ...recipe.compile import CALLBACK_NAME as COMPILE_CALLBACK
 from ...recipe.config import Recipe
+from ...recipe.row_attention import CALLBACK_NAME as SKIP_PADDING_CALLBACK
 from ...recipe.launch import DEFAULT_PORT, Launch, Topology, recipe_env
 from ...settings import LLAMAFACTORY_PYTHON, home
 from ...shared.atomic import write_text_atomic
@@ -25,6 +26,7 @@ from ...shared.atomic import write_text_atomic
 log = logging.getLogger("ivl3_plugin.llamafactory")
 
 RUN_MODULE = "ivl3_plugin.hosts.llamafactory.run"
+SPEED_CALLBACKS = (COMPILE_CALLBACK, SKIP_PADDING_CALLBACK)  # ours, for ms-swift's loop: LF skips them
 REPO = Path(__file__).resolve().parents[3]
 
 # ms-swift recipe key -> LLaMA-Factory argument (same meaning)
@@ -112,13 +114,13 @@ def lf_args(recipe: Dict[str, Any], overrides: Optional[Dict[str, Any]] = None) 
             out["disable_gradient_checkpointing"] = not _truthy(value)
         elif key == "deepspeed":
             out["deepspeed"] = value
-        elif key == "callbacks":  # ms-swift trainer callbacks; ours only speeds up ms-swift's loop
-            rest = [c for c in _as_list(value) if c != COMPILE_CALLBACK]
+        elif key == "callbacks":  # ms-swift trainer callbacks; ours only speed up ms-swift's loop
+            rest = [c for c in _as_list(value) if c not in SPEED_CALLBACKS]
             if rest:
                 unknown.append(f"callbacks ({', '.join(rest)})")
             elif value:
-                log.warning("callbacks: %s is an ms-swift trainer callback; LLaMA-Factory trains eager",
-                            COMPILE_CALLBACK)
+                log.warning("callbacks: %s: ms-swift trainer callbacks; LLaMA-Factory trains eager with its own "
+                            "attention", ", ".join(_as_list(value)))
         elif key in SWIFT_ONLY:
             continue
         else:

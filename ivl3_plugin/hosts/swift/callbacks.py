@@ -1,5 +1,5 @@
 """Our ms-swift trainer callbacks: ``ivl3_compile`` (regional torch.compile; the LLM's attention skips
-padding, ``recipe/row_attention.py``) and ``ivl3_recompute``
+padding, ``recipe/row_attention.py``), ``ivl3_skip_padding`` (that alone, uncompiled) and ``ivl3_recompute``
 (gradient checkpointing on only the LLM's first k layers).
 
 ``swift sft --custom_register_path ivl3_plugin --callbacks ivl3_compile …`` (the recipes
@@ -14,7 +14,7 @@ import logging
 
 from ...recipe.callback_args import field_error
 from ...recipe.compile import CALLBACK_NAME, RECOMPUTE_CALLBACK, checkpoint_first, compile_layers, prefer_attention
-from ...recipe.row_attention import enable as skip_padding
+from ...recipe.row_attention import CALLBACK_NAME as SKIP_PADDING_CALLBACK, enable as skip_padding
 from ...settings import CALLBACK_ARGS, COMPILE
 
 log = logging.getLogger("ivl3_plugin.swift")
@@ -52,6 +52,29 @@ def run_settings(callback: str) -> dict:
     return values
 
 
+def switch_attention(model, who: str, asked: bool = False) -> None:
+    """Make the LLM's attention skip padding (``recipe/row_attention.py``) and log it.  A model it cannot
+    switch (eager or flash-attn attention) trains as it is, with a warning, unless ``asked`` by name."""
+    try:
+        log.warning("%s: %s", who, skip_padding(model))
+    except ValueError as exc:
+        if asked:  # asked for by name: say why it cannot be done
+            raise CompileError(str(exc)) from exc
+        log.warning("%s: padding not skipped: %s", who, exc)
+
+
+def skip_padding_callback_class():
+    """``ivl3_skip_padding``: the LLM's attention skips padding, without compiling (the ZeRO-2/3 recipes, where
+    ``ivl3_compile`` cannot run).  Not needed beside ``ivl3_compile``, which does it too."""
+    from swift.callbacks.base import TrainerCallback
+
+    class Ivl3SkipPaddingCallback(TrainerCallback):
+        def on_train_begin(self, args, state, control, model=None, **kwargs):
+            switch_attention(model if model is not None else self.trainer.model, SKIP_PADDING_CALLBACK)
+
+    return Ivl3SkipPaddingCallback
+
+
 def swift_callback_class():
     """The callback class, built on ms-swift's base (imported here, so the core never needs swift)."""
     from swift.callbacks.base import TrainerCallback
@@ -74,12 +97,7 @@ def swift_callback_class():
             if settings.get("attention"):
                 log.warning("ivl3 compile: %s", prefer_attention(settings["attention"]))
             if settings.get("skip_padding", True):
-                try:
-                    log.warning("ivl3 compile: %s", skip_padding(model))
-                except ValueError as exc:
-                    if "skip_padding" in settings:  # asked for by name: say why it cannot be done
-                        raise CompileError(str(exc)) from exc
-                    log.warning("ivl3 compile: padding not skipped: %s", exc)
+                switch_attention(model, "ivl3 compile", asked="skip_padding" in settings)
             self.compiled = compile_layers(model)
             log.warning("ivl3 compile: %s (the first step includes the compile time)", "; ".join(self.compiled))
 

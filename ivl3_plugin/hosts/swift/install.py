@@ -88,10 +88,12 @@ def _install_callbacks() -> None:
     from swift.callbacks import callbacks_map
 
     from ...recipe.compile import CALLBACK_NAME, RECOMPUTE_CALLBACK
-    from .callbacks import recompute_callback_class, swift_callback_class
+    from ...recipe.row_attention import CALLBACK_NAME as SKIP_PADDING_CALLBACK
+    from .callbacks import recompute_callback_class, skip_padding_callback_class, swift_callback_class
 
     callbacks_map.setdefault(CALLBACK_NAME, swift_callback_class())
     callbacks_map.setdefault(RECOMPUTE_CALLBACK, recompute_callback_class())
+    callbacks_map.setdefault(SKIP_PADDING_CALLBACK, skip_padding_callback_class())
     from ...recipe.length_group import LENGTH_GROUP_CALLBACK
     from .length_group import length_group_callback_class
 
