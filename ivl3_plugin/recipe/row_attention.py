@@ -50,11 +50,9 @@ def row_mask(**kwargs):
     cache_position = kwargs.get("cache_position")  # older transformers pass this instead of the offsets
     if plain and mask is not None and mask.ndim == 2 and (
             cache_position is None or (int(cache_position[0]) == 0 and len(cache_position) == mask.shape[-1])):
-        if bool(mask.all()):
-            return None
         spans = _spans(mask)
-        if spans is not None:
-            return spans
+        if spans is not None:  # every row full: plain causal, no mask at all
+            return None if bool((spans[:, 1] == mask.shape[-1]).all()) else spans
     return sdpa_mask(**kwargs)
 
 
