@@ -25,11 +25,10 @@ from pathlib import Path
 from typing import Dict, List, Optional
 
 from ..shared.layout import DEFAULT_NUM_FRAMES
-from .compile import CALLBACK_NAME as COMPILE_CALLBACK
 from .config import Recipe, dump_recipe, recipe_name
 from .mpo import MPO_ARGS, MPO_FULL_SIZES, MPO_LR, OFFICIAL_MPO_URL, PAIRS_PLACEHOLDER
 from .plan import PlanRequest, default_stages, make_plan
-from .row_attention import CALLBACK_NAME as SKIP_PADDING_CALLBACK
+from .plan_apply import speed_callbacks
 
 OFFICIAL_URL = ("https://github.com/OpenGVLab/InternVL/blob/main/internvl_chat/shell/internvl3.0/2nd_finetune/"
                 "internvl3_{size}_dynamic_res_2nd_finetune_full.sh")
@@ -61,10 +60,6 @@ OFFICIAL: Dict[str, Official] = {
 }
 LORA_GPUS = {"1B": 1, "2B": 1, "8B": 2, "9B": 2, "14B": 4, "38B": 8, "78B": 8}
 LORA_LR = 1e-4
-# regional torch.compile (recipe/compile.py): 1.4x samples/s on one H200 at no more memory
-# (docs/benchmarks.md). On where it was verified: one GPU, DDP, ZeRO-1. ZeRO-3 gathers weights inside
-# each layer (refused); ZeRO-2 is not verified yet, so its recipes leave it to the user (docs/recipes.md)
-COMPILE_STAGES = (None, "zero1")
 
 
 def _stages(first: int, world: int, tuner: str):
@@ -136,10 +131,9 @@ def build(size: str, tuner: str, gpus: Optional[int] = None, offload_stage: Opti
     })
     if plan.deepspeed:
         args["deepspeed"] = plan.deepspeed
-    if plan.deepspeed in COMPILE_STAGES and stage == "sft":  # ivl3_compile is verified with swift sft only
-        args["callbacks"] = [COMPILE_CALLBACK]  # (it also makes the attention skip padding)
-    elif stage == "sft" and plan.micro_batch > 1:  # ZeRO-2/3: not compiled, but padded batches
-        args["callbacks"] = [SKIP_PADDING_CALLBACK]
+    callbacks = speed_callbacks(plan)  # ivl3_compile (no DeepSpeed, ZeRO-1; swift sft), else ivl3_skip_padding
+    if callbacks:
+        args["callbacks"] = callbacks
     args.update({
         "save_strategy": "steps", "save_steps": 200, "save_total_limit": 1, "logging_steps": 1,
         "eval_strategy": "no", "dataloader_num_workers": 4, "strict": True,

@@ -65,6 +65,16 @@ def plan_settings(plan: Plan) -> Dict[str, Any]:
             "deepspeed": plan.deepspeed, "gradient_checkpointing": plan.checkpoint_layers > 0}
 
 
+def speed_callbacks(plan: Plan) -> List[str]:
+    """``ivl3_compile`` where the plan's stage compiles (it also makes the attention skip padding), else
+    ``ivl3_skip_padding`` when a fine-tuning micro-batch holds several samples; the recipes and ``--plan`` share it."""
+    if plan.compiled:
+        return [COMPILE_CALLBACK]
+    if plan.micro_batch > 1 and plan.request.stage == "sft":
+        return [SKIP_PADDING_CALLBACK]
+    return []
+
+
 def apply_plan(args: Dict[str, Any], plan: Plan) -> None:
     """Write ``plan`` into a recipe's ms-swift arguments, in place: batch split, DeepSpeed, checkpointing,
     left padding when a micro-batch holds more than one sample (a recipe's own ``padding_side`` stays),
@@ -78,10 +88,7 @@ def apply_plan(args: Dict[str, Any], plan: Plan) -> None:
         else:
             args[key] = value
     callbacks = [c for c in (args.get("callbacks") or []) if c not in (COMPILE_CALLBACK, RECOMPUTE_CALLBACK)]
-    if plan.compiled:
-        callbacks.append(COMPILE_CALLBACK)
-    elif plan.micro_batch > 1 and plan.request.stage == "sft" and SKIP_PADDING_CALLBACK not in callbacks:
-        callbacks.append(SKIP_PADDING_CALLBACK)  # uncompiled (ZeRO-2/3): the attention still skips padding
+    callbacks += [c for c in speed_callbacks(plan) if c not in callbacks]
     if plan.micro_batch > 1 and "padding_side" not in args:
         args["padding_side"] = "left"  # answers end together: ms-swift's logits_to_keep keeps only them (memory.py)
     if plan.request.length_group and plan.micro_batch > 1 and LENGTH_GROUP_CALLBACK not in callbacks:

@@ -36,7 +36,10 @@ from .memory import BF16, FP32, TrainSetup, layer_activation_bytes, trainable_pa
 PEAK_TFLOPS = 989.0  # dense bf16, H100 / H200 SXM (the GPUs the constants were fitted on)
 BANDWIDTH = 3.35e12  # bytes/s, H100 SXM HBM3 (H200: 4.8e12; the fit absorbs the difference)
 BUS_BANDWIDTH = 300e9  # bytes/s, NCCL all-reduce bus bandwidth between GPUs of one host (measured 329-361)
-COMPILED_STAGES = (0, 1)  # ivl3_compile runs with no DeepSpeed and ZeRO-1 (recipe/config.py refuses ZeRO-3)
+# ivl3_compile runs with no DeepSpeed and ZeRO-1, where it was verified (one GPU, DDP, ZeRO-1; 1.4x samples/s at
+# no more memory on one H200); recipe/config.py refuses ZeRO-3 (weights gathered inside each layer); ZeRO-2 is
+# not verified yet, so its recipes leave it to the user (docs/recipes.md)
+COMPILED_STAGES = (0, 1)
 STAGE_FACTOR = {0: 1.0, 1: 1.0, 2: 1.15, 3: 3.0}
 OFFLOAD_FACTOR = 2.0
 
