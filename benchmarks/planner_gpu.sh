@@ -8,6 +8,8 @@
 #   bash benchmarks/planner_gpu.sh mixed    mixed-length data (clips of 8-32 frames, summaries of 1-8 sentences),
 #                                           8B LoRA (CONFIG=1b-lora: 1B): native vs plan vs plan + ivl3_length_group,
 #                                           after benchmarks/left_padding_check.py (left vs right padding on the GPU)
+# SIDES=a,b: the sides of lora8 / small's first run instead of the defaults; PLANX_EXTRA='["--lora_dropout","0"]':
+# lora8's planx side (an A/B of one swift argument).
 # SIDE_TIMEOUT=S: seconds one side may run (default 240; a fresh machine compiles cold, give 1B more).
 # Run from the repo root with the wheels in .whl (/work/shared/device/wheels.sh); results go to $OUT (or ./out)
 # as one archive, res.tgz, and the tables are printed last.  `plan` sides use the SDPA backend the `lora8` part
@@ -45,10 +47,11 @@ CB='{}'; [ "$X" = cudnn ] && CB='{"ivl3_compile":{"attention":"cudnn"}}'
 echo "plan sides' attention: $X"
 G="python3 benchmarks/gpu_train.py --steps 6 --warmup 2 --videos 64 --work /tmp/gt --timeout ${SIDE_TIMEOUT:-240} --plan-callback-args $CB"
 case "$part" in
-  lora8) timeout "$(left)" $G --configs 8b-lora --sides native,plan,plan80 --torch-profile plan --out "$R/g.json" > "$R/g.txt" 2>&1 ;;
-  small) timeout "$(left)" $G --configs 1b-lora --sides native,plan,planx --torch-profile plan --out "$R/g.json" \
+  lora8) timeout "$(left)" $G --configs 8b-lora --sides "${SIDES:-native,plan,plan80}" --torch-profile plan \
+           --planx-extra "${PLANX_EXTRA:-[]}" --out "$R/g.json" > "$R/g.txt" 2>&1 ;;
+  small) timeout "$(left)" $G --configs 1b-lora --sides "${SIDES:-native,plan,planx}" --torch-profile plan --out "$R/g.json" \
            --planx-callback-args '{"ivl3_compile":{"skip_padding":false}}' > "$R/g.txt" 2>&1
-         timeout "$(left)" $G --configs 1b-full --sides native,plan --out "$R/g2.json" >> "$R/g.txt" 2>&1 ;;
+         timeout "$(left)" $G --configs 1b-full --sides native,plan --torch-profile plan --out "$R/g2.json" >> "$R/g.txt" 2>&1 ;;
   full8) timeout "$(left)" $G --configs 8b-full --sides native,plan,plan80 --out "$R/g.json" > "$R/g.txt" 2>&1 ;;
   mixed) timeout "$(left)" $G --configs "${CONFIG:-8b-lora}" --mixed 8-32 --sides native,plan,plang --out "$R/g.json" \
            > "$R/g.txt" 2>&1 ;;
