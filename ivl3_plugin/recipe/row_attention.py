@@ -58,7 +58,6 @@ def row_mask(**kwargs):
 
 def _attention(module, query, key, value, attention_mask, dropout=0.0, scaling=None, is_causal=None, **kwargs):
     """transformers' attention function for ``NAME``: query/key/value ``[B, H, T, D]``, output ``[B, T, H, D]``."""
-    import torch
     from transformers.integrations.sdpa_attention import sdpa_attention_forward
 
     spans = attention_mask
