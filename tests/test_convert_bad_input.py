@@ -155,7 +155,8 @@ def test_unique_summaries_option(tmp_path):
 def test_unreadable_file(tmp_path):
     """A file without read permission is skipped.  Root reads anything, so as root the run is started
     without the capabilities that bypass file permissions (``setpriv --bounding-set``)."""
-    good, locked = copy_demo(0, tmp_path / "ok.mp4"), copy_demo(1, tmp_path / "locked.mp4")
+    copy_demo(0, tmp_path / "ok.mp4")
+    locked = copy_demo(1, tmp_path / "locked.mp4")
     os.chmod(locked, 0o000)
     ann = write_jsonl(tmp_path / "a.jsonl", [{"video": "ok.mp4", "summary": "fine"},
                                              {"video": "locked.mp4", "summary": "no access"}])

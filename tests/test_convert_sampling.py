@@ -130,7 +130,7 @@ def test_clip_bounds_and_pyav_agree_with_decord(tmp_path):
 def test_max_short_side_resizes(tmp_path):
     from PIL import Image
 
-    video = write_video(tmp_path / "big.mp4", numbered_frames(6, h=120, w=200), fps=6)
+    write_video(tmp_path / "big.mp4", numbered_frames(6, h=120, w=200), fps=6)
     ann = tmp_path / "a.jsonl"
     ann.write_text('{"video": "big.mp4", "summary": "grey levels"}\n')
     out = tmp_path / "out"
