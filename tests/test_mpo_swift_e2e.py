@@ -139,3 +139,31 @@ def test_full_mpo_on_the_remote_code_format(remote_model, pairs_file, tmp_path):
                      env=swift_env(HF_MODULES_CACHE=tmp_path / "hf-modules"))
     check_run(proc, out, remote_model, "full remote")
     assert run_args(out)["ref_model"] == str(remote_model)
+
+
+@pytest.mark.e2e
+def test_mpo_skipping_padding_trains_the_same(tiny_model, pairs_file, tmp_path):
+    """A preference batch always pads (chosen and rejected differ in length), so MPO recipes list
+    ``ivl3_skip_padding``: the policy's and the reference copy's attention skip padding, and the losses and
+    rewards are the masked run's."""
+    rows = [json.loads(line) for line in pairs_file.read_text().splitlines()]
+    uneven = tmp_path / "uneven.jsonl"  # rejected answers of 0-2 extra sentences: the rows of a batch differ
+    uneven.write_text("".join(json.dumps({**r, "rejected_response": WRONG + " It stops." * (i % 3)}) + "\n"
+                              for i, r in enumerate(rows)))
+    runs = {}
+    for name, extra in (("masked", []), ("skipping", ["--callbacks", "ivl3_skip_padding"])):
+        out = tmp_path / name
+        proc = run_swift("rlhf", [*MPO, "--custom_register_path", "ivl3_plugin", "--model", tiny_model, "--template",
+                                  "ivl3_video", "--dataset", uneven, "--tuner_type", "full", "--freeze_vit", "true",
+                                  "--learning_rate", "1e-4", *extra, *common(out, steps=3)], cwd=tmp_path, env=swift_env())
+        log = proc.stdout + proc.stderr
+        assert proc.returncode == 0, log[-6000:]
+        runs[name] = (logged(out), log)
+    (masked, masked_log), (skipping, skipping_log) = runs["masked"], runs["skipping"]
+    assert "attention skips padding" not in masked_log
+    assert "ivl3_skip_padding: " in skipping_log and "reference model" in skipping_log
+    assert skipping_log.count("attention skips padding") == 2, skipping_log[-4000:]  # the policy and the reference
+    assert len(masked) == len(skipping) == 3
+    for a, b in zip(masked, skipping):
+        for key in ("loss", "rewards/chosen", "rewards/rejected", "nll_loss"):
+            assert b[key] == pytest.approx(a[key], rel=1e-4, abs=1e-5), (key, a, b)

@@ -67,10 +67,11 @@ def plan_settings(plan: Plan) -> Dict[str, Any]:
 
 def speed_callbacks(plan: Plan) -> List[str]:
     """``ivl3_compile`` where the plan's stage compiles (it also makes the attention skip padding), else
-    ``ivl3_skip_padding`` when a fine-tuning micro-batch holds several samples; the recipes and ``--plan`` share it."""
+    ``ivl3_skip_padding`` when a micro-batch pads: several fine-tuning samples, or any preference batch (its
+    chosen and rejected answers differ in length); the recipes and ``--plan`` share it."""
     if plan.compiled:
         return [COMPILE_CALLBACK]
-    if plan.micro_batch > 1 and plan.request.stage == "sft":
+    if plan.micro_batch > 1 or plan.request.stage == "mpo":
         return [SKIP_PADDING_CALLBACK]
     return []
 

@@ -71,6 +71,9 @@ def skip_padding_callback_class():
     class Ivl3SkipPaddingCallback(TrainerCallback):
         def on_train_begin(self, args, state, control, model=None, **kwargs):
             switch_attention(model if model is not None else self.trainer.model, SKIP_PADDING_CALLBACK)
+            reference = getattr(self.trainer, "ref_model", None)  # full MPO's frozen copy (LoRA's is the policy)
+            if reference is not None:
+                switch_attention(reference, f"{SKIP_PADDING_CALLBACK} (reference model)")
 
     return Ivl3SkipPaddingCallback
 
