@@ -98,14 +98,18 @@ def summarise(res: dict, warmup: int, flops_per_token: float, peak_tflops: float
 
 def flops_per_token(arch: str, tuner: str, tokens_per_sample: float, tiles_per_sample: float) -> float:
     """Model FLOPs per sequence token (recompute excluded): LLM 6N (full) or 4N (LoRA: no weight grads),
-    causal attention, plus the frozen ViT's forward (2N per patch token) spread over the sequence."""
+    causal attention forward and backward, plus the frozen ViT's forward (2N per patch token) spread over the
+    sequence.  The same count as the planner's ``speed.flops_per_sample`` (tests/test_benchmark_flops.py)."""
     a = ARCHS[arch]
     t, v = a["text"], a["vision"]
     h, f, L = t["hidden_size"], t["intermediate_size"], t["num_hidden_layers"]
     kv = h // t["num_attention_heads"] * t["num_key_value_heads"]
     n_llm = L * (h * h * 2 + 2 * h * kv + 3 * h * f)
     mult = 6 if tuner == "full" else 4
-    attn = mult * L * h * tokens_per_sample  # causal QK^T + AV: 2*T*h per token forward; x3 full, x2 LoRA
+    # causal QK^T + AV: 2*T*h per token forward, x3 with backward for LoRA too: attention has no weights, and
+    # the gradient must still reach every earlier layer's adapters through dQ, dK and dV (counted x2 for LoRA
+    # before 2026-12-06, which put LoRA's MFU 3 % (8B) to 4 % (1B) low)
+    attn = 6 * L * h * tokens_per_sample
     vh, vL = v["hidden_size"], v["num_hidden_layers"]
     n_vit = vL * (4 * vh * vh + 2 * vh * v["intermediate_size"])
     patches = 1025
