@@ -92,8 +92,13 @@ def summarise(res: dict, warmup: int, flops_per_token: float, peak_tflops: float
                # padded positions / all positions of every micro-batch fed (warm-up steps included: padding
                # depends on which samples meet in a batch, not on timing)
                padding_fraction=1 - sum(tokens) / max(1, sum(slots)), slots_per_s=sum(slots[w:]) / dt)
-    out["mfu"] = (out["tokens_per_s"] * flops_per_token / (peak_tflops * 1e12)) if peak_tflops else None
+    out["mfu"] = mfu(out["tokens_per_s"], flops_per_token, peak_tflops)
     return out
+
+
+def mfu(tokens_per_s: float, flops_per_token: float, peak_tflops: float):
+    """Share of the GPU's peak the model FLOPs of ``tokens_per_s`` make (None without a peak)."""
+    return tokens_per_s * flops_per_token / (peak_tflops * 1e12) if peak_tflops else None
 
 
 def flops_per_token(arch: str, tuner: str, tokens_per_sample: float, tiles_per_sample: float) -> float:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from gpu_train_runs import flops_per_token  # noqa: E402
+from gpu_train_runs import flops_per_token, mfu  # noqa: E402
 
 
 def recount(path: str) -> list:
@@ -26,10 +26,10 @@ def recount(path: str) -> list:
         for side, res in row.items():
             if not isinstance(res, dict) or not res.get("mfu") or not res.get("tokens_per_s"):
                 continue
-            per_sample = res["tokens_per_s"] / res["samples_per_s"]
-            flops = flops_per_token(row["config"].split("-")[0], row["tuner"], per_sample, data.get("frames") or 16)
+            per_sample = res.get("tokens_per_sample") or res["tokens_per_s"] / res["samples_per_s"]
+            flops = flops_per_token(row["arch"], row["tuner"], per_sample, data.get("frames") or 16)
             out.append((Path(path).name, row["config"], side, res["samples_per_s"], res["mfu"],
-                        res["tokens_per_s"] * flops / (data["peak_tflops"] * 1e12)))
+                        mfu(res["tokens_per_s"], flops, data["peak_tflops"])))
     return out
 
 
