@@ -79,7 +79,7 @@ def speed_callbacks(plan: Plan) -> List[str]:
 def apply_plan(args: Dict[str, Any], plan: Plan) -> None:
     """Write ``plan`` into a recipe's ms-swift arguments, in place: batch split, DeepSpeed, checkpointing,
     left padding when a micro-batch holds more than one sample (a recipe's own ``padding_side`` stays),
-    and the callbacks: ``ivl3_compile`` where the stage allows it (else ``ivl3_skip_padding`` at micro-batch > 1),
+    and the callbacks: ``speed_callbacks`` (``ivl3_compile``, else ``ivl3_skip_padding`` where a batch pads),
     ``ivl3_recompute`` with its layer count
     (a run setting in the ENV block) when only some layers are checkpointed, and ``ivl3_length_group`` when the
     request asks for it and a micro-batch holds more than one sample."""

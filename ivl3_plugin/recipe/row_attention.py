@@ -11,14 +11,14 @@ zeros, which nothing reads (they carry no label, and no real token attends to th
 
 Host-independent (transformers and torch only).  ``enable`` switches the LLM of a loaded model to it; the
 ``ivl3_compile`` ms-swift callback calls it (run setting ``skip_padding``, on by default), and so does
-``ivl3_skip_padding``, which the recipes that cannot compile (ZeRO-2/3) list.  Anything that is
+``ivl3_skip_padding``, which the recipes that do not compile (ZeRO-2/3, MPO) list.  Anything that is
 not a plain causal mask over whole rows (packed sequences, sliding windows, a KV cache, masks with holes)
 falls back to transformers' own SDPA mask and call, unchanged.
 """
 from __future__ import annotations
 
 NAME = "ivl3_rows"  # the attention implementation's name in transformers' registries
-# the ms-swift callback that switches it on where the layers are not compiled (ZeRO-2/3 recipes); ivl3_compile
+# the ms-swift callback that switches it on where the layers are not compiled (ZeRO-2/3, MPO); ivl3_compile
 # switches it on itself (run setting skip_padding)
 CALLBACK_NAME = "ivl3_skip_padding"
 

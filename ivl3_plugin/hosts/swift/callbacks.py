@@ -65,7 +65,8 @@ def switch_attention(model, who: str, asked: bool = False) -> None:
 
 def skip_padding_callback_class():
     """``ivl3_skip_padding``: the LLM's attention skips padding, without compiling (the ZeRO-2/3 recipes, where
-    ``ivl3_compile`` cannot run).  Not needed beside ``ivl3_compile``, which does it too."""
+    ``ivl3_compile`` cannot run, and MPO under ``swift rlhf``, where it is not verified).  Not needed beside
+    ``ivl3_compile``, which does it too."""
     from swift.callbacks.base import TrainerCallback
 
     class Ivl3SkipPaddingCallback(TrainerCallback):
