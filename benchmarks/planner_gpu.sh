@@ -2,14 +2,15 @@
 # Issue #18's GPU measurements, in parts that each fit one 10-minute device call (one H100 or H200):
 #   bash benchmarks/planner_gpu.sh lora8    SDPA backends at 8B's shapes, then 8B LoRA: native vs plan (profiled)
 #   bash benchmarks/planner_gpu.sh small    1B LoRA: native vs plan vs plan with SDPA's padding mask (planx:
-#                                           skip_padding false), profiled; then 1B full: native vs plan
+#                                           skip_padding false), profiled; then 1B full: native vs plan (profiled)
 #   bash benchmarks/planner_gpu.sh full8    8B full: native vs plan (and the plan for 80 GiB, if it differs)
 #   bash benchmarks/planner_gpu.sh memory   peak memory, checkpointing half / none, 1B/2B/8B LoRA/full (plain loop)
 #   bash benchmarks/planner_gpu.sh mixed    mixed-length data (clips of 8-32 frames, summaries of 1-8 sentences),
 #                                           8B LoRA (CONFIG=1b-lora: 1B): native vs plan vs plan + ivl3_length_group,
 #                                           after benchmarks/left_padding_check.py (left vs right padding on the GPU)
 # SIDES=a,b: the sides of lora8 / small's first run instead of the defaults; PLANX_EXTRA='["--lora_dropout","0"]':
-# lora8's planx side (an A/B of one swift argument).
+# lora8's planx side (an A/B of one swift argument).  FULL_SIDES=native,plan,planx: small's 1B full run, its planx
+# side with the ViT's patch embedding as a convolution again (patch_matmul false).
 # SIDE_TIMEOUT=S: seconds one side may run (default 240; a fresh machine compiles cold, give 1B more).
 # Run from the repo root with the wheels in .whl (/work/shared/device/wheels.sh); results go to $OUT (or ./out)
 # as one archive, res.tgz, and the tables are printed last.  `plan` sides use the SDPA backend the `lora8` part
@@ -51,7 +52,8 @@ case "$part" in
            --planx-extra "${PLANX_EXTRA:-[]}" --out "$R/g.json" > "$R/g.txt" 2>&1 ;;
   small) timeout "$(left)" $G --configs 1b-lora --sides "${SIDES:-native,plan,planx}" --torch-profile plan --out "$R/g.json" \
            --planx-callback-args '{"ivl3_compile":{"skip_padding":false}}' > "$R/g.txt" 2>&1
-         timeout "$(left)" $G --configs 1b-full --sides native,plan --torch-profile plan --out "$R/g2.json" >> "$R/g.txt" 2>&1 ;;
+         timeout "$(left)" $G --configs 1b-full --sides "${FULL_SIDES:-native,plan}" --torch-profile plan --out "$R/g2.json" \
+           --planx-callback-args '{"ivl3_compile":{"patch_matmul":false}}' >> "$R/g.txt" 2>&1 ;;
   full8) timeout "$(left)" $G --configs 8b-full --sides native,plan,plan80 --out "$R/g.json" > "$R/g.txt" 2>&1 ;;
   mixed) timeout "$(left)" $G --configs "${CONFIG:-8b-lora}" --mixed 8-32 --sides native,plan,plang --out "$R/g.json" \
            > "$R/g.txt" 2>&1 ;;

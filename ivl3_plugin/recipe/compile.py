@@ -20,7 +20,9 @@ RECOMPUTE_FIELDS = {"layers": "how many of the LLM's layers, counted from the fi
 ATTENTION_CHOICES = ("default", "cudnn", "flash", "efficient")
 COMPILE_FIELDS = {"attention": "which SDPA backend to try first: " + ", ".join(ATTENTION_CHOICES),
                   "skip_padding": "the LLM's attention skips padded positions (one causal SDPA call per row; "
-                                  "default true, needs --attn_impl sdpa): recipe/row_attention.py"}
+                                  "default true, needs --attn_impl sdpa): recipe/row_attention.py",
+                  "patch_matmul": "the ViT's patch embedding runs as one matmul, not a cuDNN convolution (default "
+                                  "true): recipe/patch_conv.py"}
 
 # one compiled code object serves every layer; variants (ViT/LLM class, grad mode of a reentrant
 # checkpoint's forward vs its recompute, static then dynamic shapes) each take a cache entry
