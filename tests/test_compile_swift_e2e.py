@@ -27,6 +27,7 @@ def test_compiled_lora_run_matches_the_eager_run(tiny_model, demo_annotations, t
     assert comp.returncode == 0, log[-5000:]
     assert ("ivl3 compile: base_model.model.model.vision_tower.encoder.layer: 2 x InternVLVisionLayer; "
             "base_model.model.model.language_model.layers: 2 x Qwen2DecoderLayer") in log
+    assert "ivl3 compile: patch embedding as one matmul: base_model.model.model.vision_tower.embeddings." in log
     a, b = logged_losses(tmp_path / "eager"), logged_losses(tmp_path / "compiled")
     assert len(a) == len(b) == 3
     assert len(set(a)) > 1  # the adapters moved: step 3 sees what steps 1-2 learned
