@@ -74,3 +74,30 @@ def test_patch_matmul_setting_is_checked():
     assert "patch_matmul" in COMPILE_FIELDS
     assert field_error("ivl3_compile", "patch_matmul", False) is None
     assert "true or false" in field_error("ivl3_compile", "patch_matmul", "off")
+
+
+class _Toy(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.patch = torch.nn.Conv2d(3, 4, 2, stride=2)
+        self.layers = torch.nn.ModuleList(torch.nn.Linear(4, 4) for _ in range(2))
+
+
+@pytest.mark.parametrize("asked", [None, False, True])
+def test_ivl3_compile_swaps_the_patch_convolution_only_when_asked(monkeypatch, asked):
+    """Opt-in (``patch_matmul`` true): the default compiled run keeps the convolution (see patch_conv.py)."""
+    import json
+    import types
+
+    pytest.importorskip("swift")
+    from ivl3_plugin.hosts.swift.callbacks import swift_callback_class
+    from ivl3_plugin.recipe.patch_conv import patch_matmul_forward
+
+    settings = {"skip_padding": False, **({} if asked is None else {"patch_matmul": asked})}
+    monkeypatch.setenv("IVL3_CALLBACK_ARGS", json.dumps({"ivl3_compile": settings}))
+    monkeypatch.delenv("IVL3_COMPILE", raising=False)
+    model = _Toy()
+    callback = swift_callback_class()(types.SimpleNamespace(), types.SimpleNamespace(model=model))
+    callback.on_train_begin(None, None, None, model=model)
+    assert callback.compiled == ["layers: 2 x Linear"]
+    assert (getattr(model.patch.forward, "__func__", None) is patch_matmul_forward) is bool(asked)

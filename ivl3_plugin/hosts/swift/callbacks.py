@@ -1,5 +1,5 @@
 """Our ms-swift trainer callbacks: ``ivl3_compile`` (regional torch.compile; the LLM's attention skips
-padding, ``recipe/row_attention.py``; the ViT's patch embedding is one matmul, ``recipe/patch_conv.py``),
+padding, ``recipe/row_attention.py``; opt-in, the ViT's patch embedding as one matmul, ``recipe/patch_conv.py``),
 ``ivl3_skip_padding`` (that alone, uncompiled) and ``ivl3_recompute``
 (gradient checkpointing on only the LLM's first k layers).
 
@@ -104,7 +104,7 @@ def swift_callback_class():
                 log.warning("ivl3 compile: %s", prefer_attention(settings["attention"]))
             if settings.get("skip_padding", True):
                 switch_attention(model, "ivl3 compile", asked="skip_padding" in settings)
-            if settings.get("patch_matmul", True):
+            if settings.get("patch_matmul", False):
                 log.warning("ivl3 compile: %s", patch_convs_as_matmul(model))
             self.compiled = compile_layers(model)
             log.warning("ivl3 compile: %s (the first step includes the compile time)", "; ".join(self.compiled))
