@@ -1,8 +1,10 @@
 """``ivl3 train``: the exact launch for one node, many nodes and SLURM; errors; a real CPU run."""
 from __future__ import annotations
 
+import atexit
 import json
 import shlex
+import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -18,6 +20,8 @@ from ivl3_plugin.resources import recipes_dir
 MODEL_DIR = tempfile.mkdtemp(prefix="ivl3-model-")  # a local checkpoint folder: recipes need one (not the hub)
 DATA_FILE = Path(tempfile.mkdtemp(prefix="ivl3-data-")) / "train.jsonl"  # a converted dataset file
 DATA_FILE.write_text("{}\n")
+for _made in (MODEL_DIR, DATA_FILE.parent):  # made at import, so removed at exit
+    atexit.register(shutil.rmtree, _made, True)
 
 
 def with_inputs(argv):

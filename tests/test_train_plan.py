@@ -1,7 +1,9 @@
 """``ivl3 train RECIPE --plan``: the planner's fastest setting applied to the launch (dry runs, no GPU)."""
 from __future__ import annotations
 
+import atexit
 import json
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -11,6 +13,7 @@ from test_train_launch import with_inputs  # a dataset file for the GPU recipes
 
 # the user's InternVL3-8B folder as far as the planner reads it: its config.json (weights are not needed)
 MODEL_8B = Path(tempfile.mkdtemp(prefix="ivl3-8b-"))
+atexit.register(shutil.rmtree, MODEL_8B, True)  # made at import, so removed at exit
 (MODEL_8B / "config.json").write_text(json.dumps(hf_config_dict(ARCHS["8B"])))
 
 
