@@ -2,13 +2,13 @@
 
 Prints each one's error against a float64 reference on InternViT's shapes (micro-batch 8 x 16 frames of
 448 px, 14 px patches, 1,024 channels) and their times, side by side:
-    python3 benchmarks/patch_conv_check.py [--frames 128] [--channels 1024]
+    python3 benchmarks/patch_conv_check.py [--frames 128] [--channels 1024] [--device cuda]
 """
 from __future__ import annotations
 
 import argparse
-import time
 import sys
+import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
