@@ -10,7 +10,7 @@
 #                                           after benchmarks/left_padding_check.py (left vs right padding on the GPU)
 # SIDES=a,b: the sides of lora8 / small's first run instead of the defaults; PLANX_EXTRA='["--lora_dropout","0"]':
 # lora8's planx side (an A/B of one swift argument).  FULL_SIDES=native,plan,planx: small's 1B full run, its planx
-# side with the ViT's patch embedding as one matmul (the opt-in patch_matmul true).
+# side with the frozen ViT's own kernels off (patch_matmul and gelu_epilogue false: the A/B of both).
 # SIDE_TIMEOUT=S: seconds one side may run (default 240; a fresh machine compiles cold, give 1B more).
 # Run from the repo root with the wheels in .whl (/work/shared/device/wheels.sh); results go to $OUT (or ./out)
 # as one archive, res.tgz, and the tables are printed last.  `plan` sides use the SDPA backend the `lora8` part
@@ -53,7 +53,8 @@ case "$part" in
   small) timeout "$(left)" $G --configs 1b-lora --sides "${SIDES:-native,plan,planx}" --torch-profile plan --out "$R/g.json" \
            --planx-callback-args '{"ivl3_compile":{"skip_padding":false}}' > "$R/g.txt" 2>&1
          timeout "$(left)" $G --configs 1b-full --sides "${FULL_SIDES:-native,plan}" --torch-profile plan --out "$R/g2.json" \
-           --planx-callback-args '{"ivl3_compile":{"patch_matmul":true}}' >> "$R/g.txt" 2>&1 ;;
+           --planx-callback-args '{"ivl3_compile":{"patch_matmul":false,"gelu_epilogue":false}}' \
+           >> "$R/g.txt" 2>&1 ;;
   full8) timeout "$(left)" $G --configs 8b-full --sides native,plan,plan80 --out "$R/g.json" > "$R/g.txt" 2>&1 ;;
   mixed) timeout "$(left)" $G --configs "${CONFIG:-8b-lora}" --mixed 8-32 --sides native,plan,plang --out "$R/g.json" \
            > "$R/g.txt" 2>&1 ;;

@@ -22,13 +22,13 @@ def test_compiled_lora_run_matches_the_eager_run(tiny_model, demo_annotations, t
     data = convert_demo_subset(demo_annotations, tmp_path, count=3, num_frames=2)
     eager = _lora(tiny_model, data, tmp_path / "eager", tmp_path, [])
     assert eager.returncode == 0, (eager.stdout + eager.stderr)[-5000:]
-    comp = _lora(tiny_model, data, tmp_path / "compiled", tmp_path, ["--callbacks", "ivl3_compile"],
-                 IVL3_CALLBACK_ARGS='{"ivl3_compile": {"patch_matmul": true}}')  # opt-in; trains the same
+    comp = _lora(tiny_model, data, tmp_path / "compiled", tmp_path, ["--callbacks", "ivl3_compile"])
     log = comp.stdout + comp.stderr
     assert comp.returncode == 0, log[-5000:]
     assert ("ivl3 compile: base_model.model.model.vision_tower.encoder.layer: 2 x InternVLVisionLayer; "
             "base_model.model.model.language_model.layers: 2 x Qwen2DecoderLayer") in log
     assert "ivl3 compile: patch embedding as one matmul: base_model.model.model.vision_tower.embeddings." in log
+    assert "ivl3 compile: ViT MLP: bias + GELU in the matmul's epilogue when frozen (2 MLPs)" in log
     a, b = logged_losses(tmp_path / "eager"), logged_losses(tmp_path / "compiled")
     assert len(a) == len(b) == 3
     assert len(set(a)) > 1  # the adapters moved: step 3 sees what steps 1-2 learned

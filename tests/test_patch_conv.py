@@ -80,24 +80,28 @@ class _Toy(torch.nn.Module):
     def __init__(self):
         super().__init__()
         self.patch = torch.nn.Conv2d(3, 4, 2, stride=2)
+        self.mlp = torch.nn.Module()  # an InternViT-style MLP: fc1, exact GELU, fc2
+        self.mlp.act, self.mlp.fc1, self.mlp.fc2 = torch.nn.GELU(), torch.nn.Linear(4, 8), torch.nn.Linear(8, 4)
         self.layers = torch.nn.ModuleList(torch.nn.Linear(4, 4) for _ in range(2))
 
 
-@pytest.mark.parametrize("asked", [None, False, True])
-def test_ivl3_compile_swaps_the_patch_convolution_only_when_asked(monkeypatch, asked):
-    """Opt-in (``patch_matmul`` true): the default compiled run keeps the convolution (see patch_conv.py)."""
+@pytest.mark.parametrize("setting", [None, False, True])
+def test_ivl3_compile_swaps_the_vit_kernels_unless_turned_off(monkeypatch, setting):
+    """On by default (``patch_matmul``, ``gelu_epilogue``); each setting false keeps the module's own forward."""
     import json
     import types
 
     pytest.importorskip("swift")
     from ivl3_plugin.hosts.swift.callbacks import swift_callback_class
     from ivl3_plugin.recipe.patch_conv import patch_matmul_forward
+    from ivl3_plugin.recipe.vit_mlp import gelu_epilogue_forward
 
-    settings = {"skip_padding": False, **({} if asked is None else {"patch_matmul": asked})}
-    monkeypatch.setenv("IVL3_CALLBACK_ARGS", json.dumps({"ivl3_compile": settings}))
+    chosen = {} if setting is None else {"patch_matmul": setting, "gelu_epilogue": setting}
+    monkeypatch.setenv("IVL3_CALLBACK_ARGS", json.dumps({"ivl3_compile": {"skip_padding": False, **chosen}}))
     monkeypatch.delenv("IVL3_COMPILE", raising=False)
     model = _Toy()
     callback = swift_callback_class()(types.SimpleNamespace(), types.SimpleNamespace(model=model))
     callback.on_train_begin(None, None, None, model=model)
     assert callback.compiled == ["layers: 2 x Linear"]
-    assert (getattr(model.patch.forward, "__func__", None) is patch_matmul_forward) is bool(asked)
+    assert (getattr(model.patch.forward, "__func__", None) is patch_matmul_forward) is (setting is not False)
+    assert (getattr(model.mlp.forward, "__func__", None) is gelu_epilogue_forward) is (setting is not False)

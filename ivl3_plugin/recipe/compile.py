@@ -22,7 +22,9 @@ COMPILE_FIELDS = {"attention": "which SDPA backend to try first: " + ", ".join(A
                   "skip_padding": "the LLM's attention skips padded positions (one causal SDPA call per row; "
                                   "default true, needs --attn_impl sdpa): recipe/row_attention.py",
                   "patch_matmul": "the ViT's patch embedding runs as one matmul, not a cuDNN convolution (default "
-                                  "false, opt-in: recipe/patch_conv.py says why)"}
+                                  "true: recipe/patch_conv.py)",
+                  "gelu_epilogue": "the frozen ViT's MLP adds its bias and GELU inside the first matmul (cuBLASLt's "
+                                   "epilogue; default true: recipe/vit_mlp.py)"}
 
 # one compiled code object serves every layer; variants (ViT/LLM class, grad mode of a reentrant
 # checkpoint's forward vs its recompute, static then dynamic shapes) each take a cache entry

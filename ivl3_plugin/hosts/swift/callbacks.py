@@ -1,5 +1,6 @@
 """Our ms-swift trainer callbacks: ``ivl3_compile`` (regional torch.compile; the LLM's attention skips
-padding, ``recipe/row_attention.py``; opt-in, the ViT's patch embedding as one matmul, ``recipe/patch_conv.py``),
+padding, ``recipe/row_attention.py``; the ViT's patch embedding as one matmul, ``recipe/patch_conv.py``; the
+frozen ViT's MLP with its GELU in the matmul's epilogue, ``recipe/vit_mlp.py``),
 ``ivl3_skip_padding`` (that alone, uncompiled) and ``ivl3_recompute``
 (gradient checkpointing on only the LLM's first k layers).
 
@@ -17,6 +18,7 @@ from ...recipe.callback_args import field_error
 from ...recipe.compile import CALLBACK_NAME, RECOMPUTE_CALLBACK, checkpoint_first, compile_layers, prefer_attention
 from ...recipe.patch_conv import patch_convs_as_matmul
 from ...recipe.row_attention import CALLBACK_NAME as SKIP_PADDING_CALLBACK, enable as skip_padding
+from ...recipe.vit_mlp import fuse_vit_mlp_gelu
 from ...settings import CALLBACK_ARGS, COMPILE
 
 log = logging.getLogger("ivl3_plugin.swift")
@@ -104,8 +106,10 @@ def swift_callback_class():
                 log.warning("ivl3 compile: %s", prefer_attention(settings["attention"]))
             if settings.get("skip_padding", True):
                 switch_attention(model, "ivl3 compile", asked="skip_padding" in settings)
-            if settings.get("patch_matmul", False):
+            if settings.get("patch_matmul", True):
                 log.warning("ivl3 compile: %s", patch_convs_as_matmul(model))
+            if settings.get("gelu_epilogue", True):
+                log.warning("ivl3 compile: %s", fuse_vit_mlp_gelu(model))
             self.compiled = compile_layers(model)
             log.warning("ivl3 compile: %s (the first step includes the compile time)", "; ".join(self.compiled))
 
