@@ -39,6 +39,7 @@ from ivl3_plugin.recipe.memory import TrainSetup  # noqa: E402
 # The fitted constants: (module attribute, key in it or None for a plain number)
 PARAMS: List[Tuple[str, object]] = [
     ("MATMUL_EFF", None),
+    ("MATMUL_HIDDEN", None),
     ("PASSES", True), ("PASSES", False),
     ("HOST_PER_LAYER", True), ("HOST_PER_LAYER", False),
     ("HOST_PER_SAMPLE", None),
