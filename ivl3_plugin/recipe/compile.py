@@ -49,6 +49,20 @@ def repeated_layers(model) -> list:
     return found
 
 
+def replace_forwards(model, matches, forward) -> list:
+    """Give every module of ``model`` that ``matches`` the plain function ``forward`` as its ``forward``
+    (weights, names and checkpoint unchanged); returns the names of the modules changed.  A module that
+    already has it is left alone, so a second call changes nothing."""
+    import types
+
+    names = []
+    for name, module in model.named_modules():
+        if matches(module) and getattr(module.forward, "__func__", None) is not forward:
+            module.forward = types.MethodType(forward, module)
+            names.append(name)
+    return names
+
+
 def compile_layers(model, *, dynamic: bool = True, mode: str | None = None) -> list:
     """Compile, in place, every layer of every repeated stack; returns what was compiled, for the caller's log.
 

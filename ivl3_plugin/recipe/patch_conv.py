@@ -16,7 +16,7 @@ does not come from an error in the matmul: of the two kernels it is the more exa
 """
 from __future__ import annotations
 
-import types
+from .compile import replace_forwards
 
 
 def is_patch_conv(module) -> bool:
@@ -46,11 +46,7 @@ def patch_matmul_forward(self, x):
 
 def patch_convs_as_matmul(model) -> str:
     """Replace the forward of every patch convolution in ``model``; returns a line for the log."""
-    names = []
-    for name, module in model.named_modules():
-        if is_patch_conv(module) and getattr(module.forward, "__func__", None) is not patch_matmul_forward:
-            module.forward = types.MethodType(patch_matmul_forward, module)
-            names.append(name)
+    names = replace_forwards(model, is_patch_conv, patch_matmul_forward)
     if not names:
         return "patch embedding: no non-overlapping Conv2d found, left as it is"
     return f"patch embedding as one matmul: {', '.join(names)}"

@@ -52,7 +52,9 @@ OFFLOAD_FACTOR = 2.0
 # micro-batch > 1 measured with SDPA's padding mask (before recipe/row_attention.py) are not in the fit: no plan
 # runs that way now and the model has no term for it.  The share of peak falls with the LLM's width: 0.57 at
 # 8B (3,584 wide), 0.43 at 1B (896), as 8B LoRA's and 1B full's measured MFU say (43-45 %, 42 %); before that
-# term the fit made up 1B's lower GPU efficiency with host time and called 1B at micro-batch 8 host-bound.
+# term the fit made up 1B's lower GPU efficiency with host time (1B full's plan: 12.1 predicted, 17.6 measured).
+# 1B at micro-batch 8 still comes out host-bound: HOST_PER_SAMPLE is fitted on micro-batch-1 runs, where it
+# cannot be told apart from a per-micro-batch cost (the GPU profile shows that step GPU-bound, 6 % idle).
 MATMUL_EFF = 0.647  # share of peak the model's matmuls reach (attention included) ...
 MATMUL_HIDDEN = 457.0  # ... times hidden / (hidden + this): narrow LLMs' GEMMs reach less (1B's is 896 wide)
 PASSES = {True: 0.0, False: 7.86}  # element-wise passes over each saved byte: compiled (fits to 0: absorbed), eager

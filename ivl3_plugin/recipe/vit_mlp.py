@@ -17,8 +17,9 @@ splitting it back into a matmul and a Triton GELU.
 """
 from __future__ import annotations
 
-import types
 from functools import lru_cache
+
+from .compile import replace_forwards
 
 
 @lru_cache(maxsize=None)
@@ -75,11 +76,7 @@ def gelu_epilogue_forward(self, hidden_states):
 
 def fuse_vit_mlp_gelu(model) -> str:
     """Give every InternViT MLP in ``model`` the epilogue forward; returns a line for the log."""
-    count = 0
-    for module in model.modules():
-        if is_gelu_mlp(module) and getattr(module.forward, "__func__", None) is not gelu_epilogue_forward:
-            module.forward = types.MethodType(gelu_epilogue_forward, module)
-            count += 1
+    count = len(replace_forwards(model, is_gelu_mlp, gelu_epilogue_forward))
     if not count:
         return "ViT MLP: no fc1-GELU-fc2 MLP found, left as it is"
     return f"ViT MLP: bias + GELU in the matmul's epilogue when frozen ({count} MLPs)"
