@@ -66,6 +66,20 @@ def print_profile(name: str, prof: dict) -> None:
         print(f"    {kind:34} {ms:9.1f} ms  {100 * ms / max(prof['kernel_ms'], 1e-9):5.1f}%")
     for kname, ms in prof["top_kernels_ms"][:12]:
         print(f"    {ms:9.1f} ms  {kname[:110]}")
+    print_idle(name, prof)
+
+
+def print_idle(name: str, prof: dict, label: str = "") -> None:
+    """The idle time by gap size and the long gaps by cause (``gpu_idle.idle_report``)."""
+    idle = prof.get("idle")
+    if not idle:
+        return
+    print(f"[{name}] GPU idle{label}: {idle['idle_ms']:.1f} ms between kernels "
+          f"(step {prof['wall_ms']:.0f} ms wall, {prof['kernel_ms']:.0f} ms of kernels)")
+    for size, row in idle["by_gap_size"].items():
+        print(f"    {size:26} {row['gaps']:7d} gaps {row['ms']:9.1f} ms")
+    for row in idle["long_gaps_by_cause"]:
+        print(f"    {row['ms']:9.1f} ms in {row['gaps']:4d} gaps  {row['cause'][:150]}")
 
 
 def main(argv=None) -> int:
@@ -103,6 +117,9 @@ def main(argv=None) -> int:
                     help="JSON object merged into the planx side's IVL3_CALLBACK_ARGS, e.g. "
                          "'{\"ivl3_compile\": {\"attention\": \"cudnn\"}}'")
     ap.add_argument("--torch-profile", default=None, help="side (e.g. plan): profile one extra, untimed step")
+    ap.add_argument("--profile-stacks", action="store_true",
+                    help="with --torch-profile: one more untimed step with Python stacks, naming the host line "
+                         "behind each long GPU idle gap")
     ap.add_argument("--timeout", type=int, default=600, help="per run, seconds")
     ap.add_argument("--ours-extra", default="[]", help="JSON list of extra swift arguments for our sides")
     ap.add_argument("--native-extra", default="[]", help="JSON list of extra swift arguments for native")
@@ -212,12 +229,14 @@ def main(argv=None) -> int:
             shutil.rmtree(run_dir, ignore_errors=True)
             ours = side != "native"
             profile_step = steps + 1 if args.torch_profile == side else 0
-            argv_ = swift_argv(model, st.rows, tuner, st.micro, gb, steps + (1 if profile_step else 0), run_dir, ours,
+            untimed = (2 if args.profile_stacks else 1) if profile_step else 0
+            argv_ = swift_argv(model, st.rows, tuner, st.micro, gb, steps + untimed, run_dir, ours,
                                args.device, st.workers, compile_layers=st.compiled, accum=st.accum,
                                checkpointing=None if st.layers is None else st.layers > 0,
                                callbacks=st.callbacks, max_length=max_length) + extra[ours] + st.extra
             run_env = dict(env, **({"IVL3_CALLBACK_ARGS": json.dumps(st.callback_args)} if st.callback_args else {}),
-                           **({"IVL3_BENCH_PROFILE_STEP": str(profile_step)} if profile_step else {}))
+                           **({"IVL3_BENCH_PROFILE_STEP": str(profile_step)} if profile_step else {}),
+                           **({"IVL3_BENCH_PROFILE_STACKS": "1"} if untimed == 2 else {}))
             res = run_one(name, argv_, run_dir, run_env, args.timeout, Path(args.profile) if args.profile else None)
             res["extra_args"] = extra[ours] + st.extra
             res["compiled"] = st.compiled
@@ -225,10 +244,10 @@ def main(argv=None) -> int:
                        callback_args=st.callback_args, checkpoint_layers=st.layers)
             res["predicted"] = predict_side(plan_arch, tuner, plan_frames, st, gb, max_length)
             if not res.get("failed"):
-                if profile_step:  # the profiled step is not timed
+                if untimed:  # the profiled steps are not timed
                     for key in ("step_ends", "samples", "tokens", "slots"):
                         if res.get(key):
-                            res[key] = res[key][:-1]
+                            res[key] = res[key][:-untimed]
                 tps = sum(res["tokens"]) / max(1, sum(res["samples"]))
                 res = summarise(res, args.warmup, flops_per_token(arch, tuner, tps, frames), peak)
             pair[side] = res
@@ -237,6 +256,8 @@ def main(argv=None) -> int:
                                   if not res.get("failed") else "failed"), flush=True)
             if res.get("profile"):
                 print_profile(name, res["profile"])
+            if res.get("profile_stacks"):
+                print_idle(name, res["profile_stacks"], " (step profiled with Python stacks: slower host)")
             if args.out:  # partial results survive a run cut short by a time limit
                 Path(args.out).parent.mkdir(parents=True, exist_ok=True)
                 Path(args.out).write_text(json.dumps({"partial": True, "rows": rows + [

@@ -58,11 +58,16 @@ def register() -> None:
             self.profile_at = int(os.environ.get("IVL3_BENCH_PROFILE_STEP", "0") or 0)
 
         def on_step_begin(self, args, state, control, **kw):
-            if self.profile_at and state.global_step + 1 == self.profile_at:
+            step = state.global_step + 1
+            stacks = os.environ.get("IVL3_BENCH_PROFILE_STACKS") == "1"
+            if self.profile_at and (step == self.profile_at or (stacks and step == self.profile_at + 1)):
                 from torch.profiler import ProfilerActivity, profile
 
                 self._sync()
-                self.prof = profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA])
+                # the second profiled step records Python stacks: they name the line behind each idle gap,
+                # but their overhead slows the host, so the first step's plain profile gives the sizes
+                self.prof = profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA],
+                                    with_stack=step != self.profile_at)
                 self.prof.__enter__()
                 self.prof_t0 = time.perf_counter()
 
@@ -71,10 +76,12 @@ def register() -> None:
             self.samples.append(0)
             self.tokens.append(0)
             self.slots.append(0)
-            if self.prof is not None and state.global_step == self.profile_at:
+            if self.prof is not None:
                 self.prof.__exit__(None, None, None)
-                self.prof_wall = self.marks[-1] - self.prof_t0
-                self.profile_summary = kernel_breakdown(self.prof, self.prof_wall)
+                summary = kernel_breakdown(self.prof, self.marks[-1] - self.prof_t0)
+                key = "profile_summary" if state.global_step == self.profile_at else "profile_stacks_summary"
+                setattr(self, key, summary)
+                self.prof = None
 
         def on_log(self, args, state, control, logs=None, **kw):
             if logs and "loss" in logs:
@@ -89,6 +96,7 @@ def register() -> None:
                 "step_ends": self.marks, "samples": self.samples[:-1], "tokens": self.tokens[:-1],
                 "slots": self.slots[:-1], "batches": self.batch_rows,
                 "losses": self.losses, "profile": getattr(self, "profile_summary", None),
+                "profile_stacks": getattr(self, "profile_stacks_summary", None),
                 "profiled_step": self.profile_at or None,
                 "peak_alloc_gib": torch.cuda.max_memory_allocated() / 2 ** 30 if cuda else None,
                 "peak_reserved_gib": torch.cuda.max_memory_reserved() / 2 ** 30 if cuda else None,
@@ -109,7 +117,11 @@ KERNEL_KINDS = [  # (kind, substrings of CUDA kernel names), first match wins
 
 
 def kernel_breakdown(prof, wall_s: float) -> dict:
-    """GPU time of one profiled step by kernel kind, the 25 longest kernels, and the GPU's idle share."""
+    """GPU time of one profiled step by kernel kind, the 25 longest kernels, the GPU's idle share, and where
+    the idle time goes (``gpu_idle.idle_report``)."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from gpu_idle import from_profile, idle_report
+
     kinds, top = {}, {}
     total = 0.0
     for ev in prof.events():
@@ -125,7 +137,8 @@ def kernel_breakdown(prof, wall_s: float) -> dict:
     longest = sorted(top.items(), key=lambda kv: -kv[1])[:25]
     return {"wall_ms": wall_s * 1e3, "kernel_ms": total / 1e3, "idle_share": max(0.0, 1 - total / 1e6 / wall_s),
             "kinds_ms": {k: v / 1e3 for k, v in sorted(kinds.items(), key=lambda kv: -kv[1])},
-            "top_kernels_ms": [(n[:140], v / 1e3) for n, v in longest]}
+            "top_kernels_ms": [(n[:140], v / 1e3) for n, v in longest],
+            "idle": idle_report(*from_profile(prof))}
 
 
 if "swift" in sys.modules:  # loaded inside ms-swift's process (--external_plugins, dataloader-worker replay)

@@ -1,0 +1,122 @@
+"""Where a profiled step leaves the GPU idle, and which host line caused it.
+
+The 8B LoRA plan step spends 9 % of its wall time with no kernel running. A step can lose that time in two
+ways that need different fixes: a few long gaps after the host waited for the GPU (a ``.item()``, a boolean
+index, a device-to-host copy: the queue drains, then the host has to refill it), or many tiny gaps while the
+host launches kernels slower than the GPU runs them. ``idle_report`` tells the two apart by gap size and
+names, for the long gaps, the synchronising call that preceded each one and the Python line that made it.
+
+Pure functions over plain tuples, so the analysis is tested on the CPU (``tests/test_gpu_idle.py``);
+``from_profile`` turns a ``torch.profiler`` run (``with_stack=True``) into those tuples.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+# host calls that wait for the GPU (runtime calls, and the aten ops whose CUDA versions copy a result back)
+SYNC_NAMES = ("cudaStreamSynchronize", "cudaDeviceSynchronize", "cudaEventSynchronize", "cudaMemcpy",
+              "aten::item", "aten::_local_scalar_dense", "aten::nonzero", "aten::is_nonzero", "aten::tolist")
+BUCKETS_US = ((0, 20, "< 20 us (launch-bound)"), (20, 200, "20-200 us"), (200, 2000, "0.2-2 ms"),
+              (2000, float("inf"), "> 2 ms"))
+SKIP_FRAMES = ("/torch/", "<built-in", "/contextlib.py", "/functools.py", "/_compile.py", "/accelerate/",
+               "gpu_train_timer.py")
+
+
+@dataclass
+class HostOp:
+    name: str
+    start: float  # microseconds, the profiler's clock (the kernels' too)
+    end: float
+    stack: list = field(default_factory=list)  # Python frames, innermost first ("file(line): func")
+
+
+def gaps(kernels: list) -> list:
+    """Idle intervals between the kernels (``(start, end)`` in µs, any streams): the busy time merged first."""
+    out, busy_end = [], None
+    for start, end in sorted(kernels):
+        if busy_end is not None and start > busy_end:
+            out.append((busy_end, start))
+        busy_end = end if busy_end is None else max(busy_end, end)
+    return out
+
+
+def call_site(stack: list, depth: int = 2) -> str:
+    """The innermost frames outside torch and the benchmark's own wrapper: the line a user would change."""
+    frames = [f for f in stack if not any(s in f for s in SKIP_FRAMES)]
+    return " < ".join(f.split("site-packages/")[-1] for f in frames[:depth]) or "(no Python frame)"
+
+
+def _site(op: HostOp, ops: list) -> str:
+    """``op``'s own stack, or that of the innermost op enclosing it that has one (runtime calls have none)."""
+    if op.stack:
+        return call_site(op.stack)
+    around = [o for o in ops if o.stack and o.start <= op.start and o.end >= op.end]
+    return call_site(min(around, key=lambda o: o.end - o.start).stack) if around else "(no Python frame)"
+
+
+def blame(gap: tuple, ops: list, slack_us: float = 50.0) -> str:
+    """The cause of one idle gap: the synchronising call that returned as the GPU ran dry (latest one ending
+    between just before the gap and its end), or, failing that, the host line running at the gap's middle."""
+    g0, g1 = gap
+    syncs = [o for o in ops if any(o.name.startswith(s) for s in SYNC_NAMES) and g0 - slack_us <= o.end <= g1]
+    if syncs:
+        op = max(syncs, key=lambda o: o.end)
+        return f"after {op.name}: {_site(op, ops)}"
+    mid = (g0 + g1) / 2
+    running = [o for o in ops if o.stack and o.start <= mid <= o.end]
+    if not running:
+        return "host outside any profiled op (Python between ops)"
+    return f"host busy: {call_site(min(running, key=lambda o: o.end - o.start).stack)}"
+
+
+def idle_report(kernels: list, ops: list, top: int = 12, min_gap_us: float = 200.0) -> dict:
+    """Idle time by gap size, and the long gaps grouped by their cause (largest total first)."""
+    found = gaps(kernels)
+    buckets = {label: [0, 0.0] for _, _, label in BUCKETS_US}
+    causes = {}
+    for g0, g1 in found:
+        us = g1 - g0
+        label = next(lab for lo, hi, lab in BUCKETS_US if lo <= us < hi)
+        buckets[label][0] += 1
+        buckets[label][1] += us / 1e3
+        if us >= min_gap_us:
+            cause = blame((g0, g1), ops)
+            entry = causes.setdefault(cause, [0, 0.0])
+            entry[0] += 1
+            entry[1] += us / 1e3
+    ranked = sorted(causes.items(), key=lambda kv: -kv[1][1])[:top]
+    return {"idle_ms": sum(b[1] for b in buckets.values()),
+            "by_gap_size": {k: {"gaps": n, "ms": ms} for k, (n, ms) in buckets.items()},
+            "long_gaps_by_cause": [{"cause": c[:200], "gaps": n, "ms": ms} for c, (n, ms) in ranked]}
+
+
+def _is_frame(name: str) -> bool:
+    """A Python function event of a ``with_stack`` profile: named ``file.py(line): function``."""
+    return ".py(" in name and "): " in name
+
+
+def from_profile(prof) -> tuple:
+    """(kernel intervals, host ops) of a ``torch.profiler.profile`` run; each host op's stack is the chain of
+    Python function events above it (empty without ``with_stack``)."""
+    kernels, ops, stacks = [], [], {}
+
+    def stack_of(ev) -> list:
+        chain, node = [], ev
+        while node is not None and id(node) not in stacks:
+            chain.append(node)
+            node = node.cpu_parent
+        below = stacks[id(node)] if node is not None else []
+        for n in reversed(chain):  # outermost first, so each level reuses its parent's stack
+            below = ([n.name] + below) if _is_frame(n.name) else below
+            stacks[id(n)] = below
+        return stacks[id(ev)]
+
+    for ev in prof.events():
+        device = str(getattr(ev, "device_type", "")).split(".")[-1]
+        start, end = float(ev.time_range.start), float(ev.time_range.end)
+        if device == "CUDA":
+            if not getattr(ev, "is_user_annotation", False):
+                kernels.append((start, end))
+        elif device == "CPU":
+            ops.append(HostOp(ev.name, start, end, stack_of(ev)))
+    return kernels, ops
