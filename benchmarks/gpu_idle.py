@@ -16,10 +16,12 @@ from dataclasses import dataclass, field
 # host calls that wait for the GPU (runtime calls, and the aten ops whose CUDA versions copy a result back)
 SYNC_NAMES = ("cudaStreamSynchronize", "cudaDeviceSynchronize", "cudaEventSynchronize", "cudaMemcpy",
               "aten::item", "aten::_local_scalar_dense", "aten::nonzero", "aten::is_nonzero", "aten::tolist")
+# one name per waiting call (aten::item's own _local_scalar_dense and a copy's memcpy are not counted twice)
+COUNTED_SYNCS = ("aten::item", "aten::nonzero", "aten::is_nonzero", "cudaStreamSynchronize", "cudaDeviceSynchronize")
 BUCKETS_US = ((0, 20, "< 20 us (launch-bound)"), (20, 200, "20-200 us"), (200, 2000, "0.2-2 ms"),
               (2000, float("inf"), "> 2 ms"))
-SKIP_FRAMES = ("/torch/", "<built-in", "/contextlib.py", "/functools.py", "/_compile.py", "/accelerate/",
-               "gpu_train_timer.py")
+SKIP_FRAMES = ("torch/", "<built-in", "contextlib.py", "functools.py", "_compile.py", "accelerate/",
+               "gpu_train_timer.py")  # matched at the start of a frame's path (made relative to site-packages)
 
 
 @dataclass
@@ -42,8 +44,9 @@ def gaps(kernels: list) -> list:
 
 def call_site(stack: list, depth: int = 2) -> str:
     """The innermost frames outside torch and the benchmark's own wrapper: the line a user would change."""
-    frames = [f for f in stack if not any(s in f for s in SKIP_FRAMES)]
-    return " < ".join(f.split("site-packages/")[-1] for f in frames[:depth]) or "(no Python frame)"
+    frames = [f.split("site-packages/")[-1] for f in stack]
+    frames = [f for f in frames if not any(f.startswith(s) or "/" + s in f for s in SKIP_FRAMES)]
+    return " < ".join(frames[:depth]) or "(no Python frame)"
 
 
 def _site(op: HostOp, ops: list) -> str:
@@ -87,7 +90,19 @@ def idle_report(kernels: list, ops: list, top: int = 12, min_gap_us: float = 200
     ranked = sorted(causes.items(), key=lambda kv: -kv[1][1])[:top]
     return {"idle_ms": sum(b[1] for b in buckets.values()),
             "by_gap_size": {k: {"gaps": n, "ms": ms} for k, (n, ms) in buckets.items()},
-            "long_gaps_by_cause": [{"cause": c[:200], "gaps": n, "ms": ms} for c, (n, ms) in ranked]}
+            "long_gaps_by_cause": [{"cause": c[:200], "gaps": n, "ms": ms} for c, (n, ms) in ranked],
+            "syncs_by_site": sync_sites(ops)[:top]}
+
+
+def sync_sites(ops: list) -> list:
+    """Every call in the step that makes the host wait for the GPU, counted by name and Python line (most
+    frequent first).  Seen on the CPU too, where the same calls run but cost nothing."""
+    counts = {}
+    for op in ops:
+        if op.name in COUNTED_SYNCS:
+            key = f"{op.name}: {_site(op, ops)}"
+            counts[key] = counts.get(key, 0) + 1
+    return [{"site": k[:200], "calls": n} for k, n in sorted(counts.items(), key=lambda kv: -kv[1])]
 
 
 def _is_frame(name: str) -> bool:

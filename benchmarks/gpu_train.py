@@ -80,6 +80,8 @@ def print_idle(name: str, prof: dict, label: str = "") -> None:
         print(f"    {size:26} {row['gaps']:7d} gaps {row['ms']:9.1f} ms")
     for row in idle["long_gaps_by_cause"]:
         print(f"    {row['ms']:9.1f} ms in {row['gaps']:4d} gaps  {row['cause'][:150]}")
+    for row in idle.get("syncs_by_site", []):
+        print(f"    {row['calls']:5d} syncs  {row['site'][:150]}")
 
 
 def main(argv=None) -> int:

@@ -72,3 +72,20 @@ def test_from_profile_gives_each_op_its_python_stack():
     item = next(o for o in ops if o.name == "aten::item")
     assert item.stack[0].endswith("_loss_item") and "test_gpu_idle.py" in item.stack[0]
     assert "test_gpu_idle.py" in blame((item.end - 1, item.end + 500), ops)
+
+
+def test_sync_sites_count_each_waiting_call_once_by_line():
+    ops = [HostOp("aten::item", 0, 10, ["a.py(1): f"]), HostOp("aten::_local_scalar_dense", 1, 9, ["a.py(1): f"]),
+           HostOp("aten::item", 20, 30, ["a.py(1): f"]), HostOp("aten::nonzero", 40, 50, ["b.py(2): g"]),
+           HostOp("cudaStreamSynchronize", 42, 48), HostOp("aten::mm", 60, 70, ["c.py(3): h"])]
+    rep = idle_report([], ops)
+    assert rep["syncs_by_site"] == [{"site": "aten::item: a.py(1): f", "calls": 2},
+                                    {"site": "aten::nonzero: b.py(2): g", "calls": 1},
+                                    {"site": "cudaStreamSynchronize: b.py(2): g", "calls": 1}]
+
+
+def test_call_site_skips_torch_frames_given_relative_to_site_packages():
+    # the profiler names frames relative to site-packages when it can
+    stack = ["torch/optim/adam.py(802): _fused_adam", "torch/optim/optimizer.py(500): wrapper",
+             "transformers/trainer.py(2760): _step"]
+    assert call_site(stack, depth=1) == "transformers/trainer.py(2760): _step"
