@@ -1,9 +1,8 @@
 #!/usr/bin/env python3
 """Fit the planner's cost model (``ivl3_plugin/recipe/speed.py``) to the GPU runs in ``speed.FIT_ROWS``.
 
-Why: the planner ranks settings by ``speed.step_time``, whose fitted constants (``MATMUL_EFF``,
-``PASSES``, ``HOST_PER_LAYER``, ``HOST_PER_SAMPLE``, ``HOST_LORA_FACTOR``, ``GPU_LORA_FACTOR``) say they
-were fitted "by least squares on log samples/s" to ``FIT_ROWS``.  This script is that fit, so that a new
+Why: the planner ranks settings by ``speed.step_time``, whose fitted constants (``PARAMS`` below) say
+they were fitted "by least squares on log samples/s" to ``FIT_ROWS``.  This script is that fit, so that a new
 measured run can be added to ``FIT_ROWS`` and the constants refitted instead of tuned by hand;
 ``tests/test_plan_fastest.py`` checks that the shipped constants are still a local optimum of
 :func:`objective`.
@@ -82,6 +81,16 @@ def predict(row: dict) -> float:
                        label_tokens=61, checkpoint_layers=row["checkpoint_layers"], lora_rank=8)
     return speed.step_time(ARCHS[row["size"]], setup, 8 // row["micro_batch"],
                            compiled=row["compiled"]).samples_per_s
+
+
+def predict_kernel_s(row: dict) -> float:
+    """Predicted GPU seconds of one optimizer step (``GPU_ROWS``): every micro-batch's GPU time and the
+    optimizer's pass, at speed.py's current constants."""
+    setup = TrainSetup(tuner=row["tuner"], micro_batch=row["micro_batch"], frames=16, text_tokens=339,
+                       label_tokens=61, checkpoint_layers=row["checkpoint_layers"], lora_rank=8)
+    arch = ARCHS[row["size"]]
+    step = speed.step_time(arch, setup, 8 // row["micro_batch"], compiled=row["compiled"])
+    return step.gpu_s * (8 // row["micro_batch"]) + speed.optimizer_seconds(arch, setup)
 
 
 def log_errors(values: Sequence[float], rows: Sequence[dict] = None) -> np.ndarray:
@@ -177,6 +186,16 @@ def report(values: Sequence[float], rows: Sequence[dict] = None) -> float:
             worst = max(worst, abs(ratio - 1))
             print(f"{r['size']:4} {r['tuner']:5} {r['micro_batch']:>2} {r['checkpoint_layers']:>4} "
                   f"{str(r['compiled']):5} {r['samples_per_s']:8.2f} {got:9.2f} {ratio:6.3f}  {r['source']}")
+        print("not fitted: GPU time of one step (kernel seconds, profiled) vs the model's GPU term, and its bound:")
+        for r in speed.GPU_ROWS:
+            got = predict_kernel_s(r)
+            ratio = got / r["kernel_s"]
+            setup = TrainSetup(tuner=r["tuner"], micro_batch=r["micro_batch"], frames=16, text_tokens=339,
+                               label_tokens=61, checkpoint_layers=r["checkpoint_layers"], lora_rank=8)
+            bound = speed.step_time(ARCHS[r["size"]], setup, 8 // r["micro_batch"], compiled=True).bound
+            print(f"{r['size']:4} {r['tuner']:5} {r['micro_batch']:>2} {r['checkpoint_layers']:>4} "
+                  f"{str(r['compiled']):5} {r['kernel_s']:8.3f} {got:9.3f} {ratio:6.3f}  {bound}-bound; "
+                  f"{r['source']}")
     print(f"max error {100 * worst:.1f} %; sum of squared log errors {objective(values, rows):.4f}; "
           f"{len(rows)} rows")
     return worst

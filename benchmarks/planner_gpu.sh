@@ -48,7 +48,7 @@ CB='{}'; [ "$X" = cudnn ] && CB='{"ivl3_compile":{"attention":"cudnn"}}'
 echo "plan sides' attention: $X"
 G="python3 benchmarks/gpu_train.py --steps 6 --warmup 2 --videos 64 --work /tmp/gt --timeout ${SIDE_TIMEOUT:-240} --plan-callback-args $CB"
 case "$part" in
-  lora8) timeout "$(left)" $G --configs 8b-lora --sides "${SIDES:-native,plan,plan80}" --torch-profile plan \
+  lora8) timeout "$(left)" $G --configs 8b-lora --sides "${SIDES:-native,plan,plan80}" --torch-profile plan --profile-stacks \
            --planx-extra "${PLANX_EXTRA:-[]}" --out "$R/g.json" > "$R/g.txt" 2>&1 ;;
   small) timeout "$(left)" $G --configs 1b-lora --sides "${SIDES:-native,plan,planx}" --torch-profile plan --out "$R/g.json" \
            --planx-callback-args '{"ivl3_compile":{"skip_padding":false}}' > "$R/g.txt" 2>&1

@@ -186,3 +186,20 @@ FIT_ROWS = [
     _row("8B", "full", 1, 14, True, 2.42, "H100 plan, 14 of 28 layers checkpointed, same run"),
     _row("8B", "full", 1, 13, True, 2.44, "H100 plan for 80 GiB, 13 of 28, same run"),
 ]
+
+
+def _gpu_row(size, tuner, micro_batch, checkpoint_layers, kernel_s, source):
+    return dict(size=size, tuner=tuner, micro_batch=micro_batch, checkpoint_layers=checkpoint_layers,
+                compiled=True, kernel_s=kernel_s, source=source)
+
+
+# The GPU's own time for one optimizer step of some FIT_ROWS runs: the summed kernel time of the step profiled
+# with torch.profiler (gpu_train.py --torch-profile).  Not fitted: benchmarks/fit_speed.py prints them beside the
+# model's GPU term and its bound.  Fitted too, with a host cost per micro-batch instead of per sample, they make
+# the bound right (1B at micro-batch 8 is GPU-bound: its profile shows the GPU busy 94 % of the step) but move
+# the plans to micro-batches no run has measured (8B LoRA to 2-4, or 1B to 4), so that waits for those runs.
+GPU_ROWS = [
+    _gpu_row("8B", "lora", 1, 0, 2.377, "H100 plan, profiled step (gpu_train_h100_8b_lora_plan.json)"),
+    _gpu_row("1B", "lora", 8, 0, 0.516, "H100 plan, profiled step (gpu_train_h100_1b_lora_plan_run3.json)"),
+    _gpu_row("1B", "full", 8, 0, 0.429, "H100 plan, profiled step (gpu_train_h100_1b_full_vit_kernels.json)"),
+]
