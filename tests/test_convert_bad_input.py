@@ -190,3 +190,44 @@ def test_a_crashing_decoder_skips_only_that_video(tmp_path, monkeypatch):
                       cache_dir=tmp_path / "c", formats=["swift"])
     assert res.converted == 4
     assert [(s["id"], s["reason"]) for s in res.skipped] == [("poison", "the decoder crashed its worker process")]
+
+
+class _PoolBrokenAtSecondSubmit:
+    """A pool whose worker dies between ``wait`` and the next ``submit``: the first task completes, the next
+    submit raises BrokenProcessPool (the race a real crash can hit).  Later pools run tasks in this process."""
+    pools = 0
+
+    def __init__(self, *a, **k):
+        type(self).pools += 1
+        self.first = type(self).pools == 1
+        self.submitted = 0
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+    def submit(self, fn, *args):
+        from concurrent.futures import Future
+        from concurrent.futures.process import BrokenProcessPool
+
+        self.submitted += 1
+        if self.first and self.submitted == 2:
+            raise BrokenProcessPool("a child process terminated abruptly")
+        fut = Future()
+        fut.set_result(fn(*args))
+        return fut
+
+
+def test_a_pool_broken_between_tasks_loses_and_repeats_nothing(tmp_path, monkeypatch):
+    import ivl3_plugin.convert.runner as runner
+
+    rows = [{"id": name, "video": str(copy_demo(k, tmp_path / f"{name}.mp4")), "summary": f"s{k}"}
+            for k, name in enumerate(["a", "b", "c"])]
+    monkeypatch.setattr(runner, "ProcessPoolExecutor", _PoolBrokenAtSecondSubmit)
+    res = run_convert(write_jsonl(tmp_path / "a.jsonl", rows), tmp_path / "o", num_frames=2, workers=1,
+                      cache_dir=tmp_path / "c", formats=["swift"])
+    assert res.converted == 3 and res.skipped == []
+    ids = [json.loads(line)["id"] for line in (tmp_path / "o" / "samples.jsonl").read_text().splitlines()]
+    assert sorted(ids) == ["a", "b", "c"]

@@ -118,8 +118,11 @@ def _one_pool(todo: List[Item], cfg, workers, on_result, bar) -> Tuple[List[Item
         running: Dict = {}
         while queue or running:
             while queue and len(running) < workers:
-                item = queue.pop()
-                running[pool.submit(process_item, item, cfg)] = item
+                try:  # a worker can die between wait() and here: the pool then refuses new work
+                    running[pool.submit(process_item, queue[-1], cfg)] = queue[-1]
+                except BrokenProcessPool:
+                    return list(reversed(queue)), list(running.values())
+                queue.pop()
             done, _ = wait(running, return_when=FIRST_COMPLETED)
             broken = False
             for fut in done:
