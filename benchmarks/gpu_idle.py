@@ -43,7 +43,9 @@ def gaps(kernels: list) -> list:
 
 
 def call_site(stack: list, depth: int = 2) -> str:
-    """The innermost frames outside torch and the benchmark's own wrapper: the line a user would change."""
+    """The innermost frames outside torch and the benchmark's own wrapper: the function a user would change.
+    The profiler names a frame by its function's first line (the current line for frames already running
+    when it started)."""
     frames = [f.split("site-packages/")[-1] for f in stack]
     frames = [f for f in frames if not any(f.startswith(s) or "/" + s in f for s in SKIP_FRAMES)]
     return " < ".join(frames[:depth]) or "(no Python frame)"
