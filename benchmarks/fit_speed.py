@@ -75,22 +75,25 @@ def constants(values: Sequence[float]) -> Iterator[None]:
             setattr(speed, a, v)
 
 
+def _setup(row: dict) -> TrainSetup:
+    return TrainSetup(tuner=row["tuner"], micro_batch=row["micro_batch"], frames=16, text_tokens=339,
+                      label_tokens=61, checkpoint_layers=row["checkpoint_layers"], lora_rank=8)
+
+
+def _step(row: dict):
+    """``speed.step_time`` of one row (global batch 8 on one GPU) at speed.py's current constants."""
+    return speed.step_time(ARCHS[row["size"]], _setup(row), 8 // row["micro_batch"], compiled=row["compiled"])
+
+
 def predict(row: dict) -> float:
     """Predicted samples/s of one ``FIT_ROWS`` row at speed.py's current constants."""
-    setup = TrainSetup(tuner=row["tuner"], micro_batch=row["micro_batch"], frames=16, text_tokens=339,
-                       label_tokens=61, checkpoint_layers=row["checkpoint_layers"], lora_rank=8)
-    return speed.step_time(ARCHS[row["size"]], setup, 8 // row["micro_batch"],
-                           compiled=row["compiled"]).samples_per_s
+    return _step(row).samples_per_s
 
 
 def predict_kernel_s(row: dict) -> float:
     """Predicted GPU seconds of one optimizer step (``GPU_ROWS``): every micro-batch's GPU time and the
     optimizer's pass, at speed.py's current constants."""
-    setup = TrainSetup(tuner=row["tuner"], micro_batch=row["micro_batch"], frames=16, text_tokens=339,
-                       label_tokens=61, checkpoint_layers=row["checkpoint_layers"], lora_rank=8)
-    arch = ARCHS[row["size"]]
-    step = speed.step_time(arch, setup, 8 // row["micro_batch"], compiled=row["compiled"])
-    return step.gpu_s * (8 // row["micro_batch"]) + speed.optimizer_seconds(arch, setup)
+    return _step(row).gpu_s * (8 // row["micro_batch"]) + speed.optimizer_seconds(ARCHS[row["size"]], _setup(row))
 
 
 def log_errors(values: Sequence[float], rows: Sequence[dict] = None) -> np.ndarray:
@@ -190,9 +193,7 @@ def report(values: Sequence[float], rows: Sequence[dict] = None) -> float:
         for r in speed.GPU_ROWS:
             got = predict_kernel_s(r)
             ratio = got / r["kernel_s"]
-            setup = TrainSetup(tuner=r["tuner"], micro_batch=r["micro_batch"], frames=16, text_tokens=339,
-                               label_tokens=61, checkpoint_layers=r["checkpoint_layers"], lora_rank=8)
-            bound = speed.step_time(ARCHS[r["size"]], setup, 8 // r["micro_batch"], compiled=True).bound
+            bound = _step(r).bound
             print(f"{r['size']:4} {r['tuner']:5} {r['micro_batch']:>2} {r['checkpoint_layers']:>4} "
                   f"{str(r['compiled']):5} {r['kernel_s']:8.3f} {got:9.3f} {ratio:6.3f}  {bound}-bound; "
                   f"{r['source']}")

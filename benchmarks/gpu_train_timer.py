@@ -56,11 +56,11 @@ def register() -> None:
             self.marks = [self._sync()]
             self.losses, self.prof = [], None
             self.profile_at = int(os.environ.get("IVL3_BENCH_PROFILE_STEP", "0") or 0)
+            self.profile_stacks = os.environ.get("IVL3_BENCH_PROFILE_STACKS") == "1"
 
         def on_step_begin(self, args, state, control, **kw):
             step = state.global_step + 1
-            stacks = os.environ.get("IVL3_BENCH_PROFILE_STACKS") == "1"
-            if self.profile_at and (step == self.profile_at or (stacks and step == self.profile_at + 1)):
+            if self.profile_at and (step == self.profile_at or (self.profile_stacks and step == self.profile_at + 1)):
                 from torch.profiler import ProfilerActivity, profile
 
                 self._sync()
