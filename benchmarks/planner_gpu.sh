@@ -9,13 +9,15 @@
 #                                           8B LoRA (CONFIG=1b-lora: 1B): native vs plan vs plan + ivl3_length_group,
 #                                           after benchmarks/left_padding_check.py (left vs right padding on the GPU)
 # SIDES=a,b: the sides of lora8 / small's first run instead of the defaults; PLANX_EXTRA='["--lora_dropout","0"]':
-# lora8's planx side (an A/B of one swift argument).  FULL_SIDES=native,plan,planx: small's 1B full run, its planx
+# lora8's planx side (an A/B of one swift argument); PLANX_CB='{"ivl3_compile":{"host_ahead":false}}': lora8's planx
+# side with other callback settings (here: ms-swift's own waits on the GPU, the A/B of hosts/swift/host_ahead.py);
+# in small, PLANX_CB replaces both runs' planx settings.  FULL_SIDES=native,plan,planx: small's 1B full run, its planx
 # side with the frozen ViT's own kernels off (patch_matmul and gelu_epilogue false: the A/B of both).
 # SIDE_TIMEOUT=S: seconds one side may run (default 240; a fresh machine compiles cold, give 1B more).
 # Run from the repo root with the wheels in .whl (/work/shared/device/wheels.sh); results go to $OUT (or ./out)
 # as one archive, res.tgz, and the tables are printed last.  `plan` sides use the SDPA backend the `lora8` part
 # found fastest at the LLM's shape (cuDNN if >= 10 % faster than flash, else torch's default), read from
-# /tmp/attn_choice when the machine is still warm, else torch's default.
+# /tmp/attn_choice when the machine is still warm, else torch's default (ATTN=cudnn or default: that one).
 set -u
 part=${1:?"part: lora8, small, full8, memory or mixed"}
 OUT=${OUT:-$PWD/out}; mkdir -p "$OUT"
@@ -43,17 +45,17 @@ fi
 if [ "$part" = mixed ]; then  # left padding (the recipes' setting) on this GPU's SDPA kernels: seconds
   timeout 90 python3 benchmarks/left_padding_check.py 2>&1 | grep -E "loss right|device" | tee "$R/left_padding.txt"
 fi
-X=$(cat /tmp/attn_choice 2>/dev/null || echo default)
+X=${ATTN:-$(cat /tmp/attn_choice 2>/dev/null || echo default)}
 CB='{}'; [ "$X" = cudnn ] && CB='{"ivl3_compile":{"attention":"cudnn"}}'
 echo "plan sides' attention: $X"
 G="python3 benchmarks/gpu_train.py --steps 6 --warmup 2 --videos 64 --work /tmp/gt --timeout ${SIDE_TIMEOUT:-240} --plan-callback-args $CB"
 case "$part" in
   lora8) timeout "$(left)" $G --configs 8b-lora --sides "${SIDES:-native,plan,plan80}" --torch-profile plan --profile-stacks \
-           --planx-extra "${PLANX_EXTRA:-[]}" --out "$R/g.json" > "$R/g.txt" 2>&1 ;;
+           --planx-extra "${PLANX_EXTRA:-[]}" --planx-callback-args "${PLANX_CB:-{\}}" --out "$R/g.json" > "$R/g.txt" 2>&1 ;;
   small) timeout "$(left)" $G --configs 1b-lora --sides "${SIDES:-native,plan,planx}" --torch-profile plan --out "$R/g.json" \
-           --planx-callback-args '{"ivl3_compile":{"skip_padding":false}}' > "$R/g.txt" 2>&1
+           --planx-callback-args "${PLANX_CB:-{\"ivl3_compile\":{\"skip_padding\":false\}\}}" > "$R/g.txt" 2>&1
          timeout "$(left)" $G --configs 1b-full --sides "${FULL_SIDES:-native,plan}" --torch-profile plan --out "$R/g2.json" \
-           --planx-callback-args '{"ivl3_compile":{"patch_matmul":false,"gelu_epilogue":false}}' \
+           --planx-callback-args "${PLANX_CB:-{\"ivl3_compile\":{\"patch_matmul\":false,\"gelu_epilogue\":false\}\}}" \
            >> "$R/g.txt" 2>&1 ;;
   full8) timeout "$(left)" $G --configs 8b-full --sides native,plan,plan80 --out "$R/g.json" > "$R/g.txt" 2>&1 ;;
   mixed) timeout "$(left)" $G --configs "${CONFIG:-8b-lora}" --mixed 8-32 --sides native,plan,plang --out "$R/g.json" \

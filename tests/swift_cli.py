@@ -35,14 +35,14 @@ def run_swift(subcommand: str, args: list, cwd: Path, env: dict | None = None, t
     return proc
 
 
-def logged_losses(output_dir: Path) -> list:
-    """Training losses from the logging.jsonl ms-swift writes under output_dir."""
+def logged_losses(output_dir: Path, key: str = "loss") -> list:
+    """Training losses (or another logged value, ``key``) from the logging.jsonl ms-swift writes under output_dir."""
     losses = []
     for log in sorted(Path(output_dir).rglob("logging.jsonl")):
         for line in log.read_text().splitlines():
             row = json.loads(line)
-            if "loss" in row:
-                losses.append(float(row["loss"]))
+            if key in row:
+                losses.append(float(row[key]))
     return losses
 
 

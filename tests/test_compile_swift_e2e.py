@@ -29,10 +29,15 @@ def test_compiled_lora_run_matches_the_eager_run(tiny_model, demo_annotations, t
             "base_model.model.model.language_model.layers: 2 x Qwen2DecoderLayer") in log
     assert "ivl3 compile: patch embedding as one matmul: base_model.model.model.vision_tower.embeddings." in log
     assert "ivl3 compile: ViT MLP: bias + GELU in the matmul's epilogue when frozen (2 MLPs)" in log
+    # host_ahead: logits_to_keep, masks and accuracy from the batch's CPU copy; same losses, same accuracy
+    assert "ivl3 compile: host ahead: batches copied to the GPU without waiting" in log
+    assert "ivl3 compile: host ahead: logits_to_keep, padding and token accuracy from the batch's CPU copy" in log
     a, b = logged_losses(tmp_path / "eager"), logged_losses(tmp_path / "compiled")
     assert len(a) == len(b) == 3
     assert len(set(a)) > 1  # the adapters moved: step 3 sees what steps 1-2 learned
     assert b == pytest.approx(a, rel=1e-4)
+    acc_a, acc_b = logged_losses(tmp_path / "eager", "token_acc"), logged_losses(tmp_path / "compiled", "token_acc")
+    assert len(acc_a) == 3 and acc_b == pytest.approx(acc_a, abs=1e-9)
 
 
 @pytest.mark.e2e

@@ -59,7 +59,7 @@ def field_error(callback: str, key: str, value: Any) -> Optional[str]:
             return f"{callback}.{key} must be a whole number >= 1, got {value!r}"
     if callback == CALLBACK_NAME and key == "attention" and value not in ATTENTION_CHOICES:
         return f"{callback}.{key} must be one of {', '.join(ATTENTION_CHOICES)}, got {value!r}"
-    if callback == CALLBACK_NAME and key in ("skip_padding", "patch_matmul", "gelu_epilogue") and not isinstance(value, bool):
+    if callback == CALLBACK_NAME and key in ("skip_padding", "patch_matmul", "gelu_epilogue", "host_ahead") and not isinstance(value, bool):
         return f"{callback}.{key} must be true or false, got {value!r}"
     return None
 

@@ -24,7 +24,10 @@ COMPILE_FIELDS = {"attention": "which SDPA backend to try first: " + ", ".join(A
                   "patch_matmul": "the ViT's patch embedding runs as one matmul, not a cuDNN convolution (default "
                                   "true: recipe/patch_conv.py)",
                   "gelu_epilogue": "the frozen ViT's MLP adds its bias and GELU inside the first matmul (cuBLASLt's "
-                                   "epilogue; default true: recipe/vit_mlp.py)"}
+                                   "epilogue; default true: recipe/vit_mlp.py)",
+                  "host_ahead": "ms-swift's loop reads what it needs to know of a batch from its CPU copy, so the "
+                                "host never waits for the GPU within a micro-batch (default true: "
+                                "hosts/swift/host_ahead.py)"}
 
 # one compiled code object serves every layer; variants (ViT/LLM class, grad mode of a reentrant
 # checkpoint's forward vs its recompute, static then dynamic shapes) each take a cache entry

@@ -23,6 +23,24 @@ NAME = "ivl3_rows"  # the attention implementation's name in transformers' regis
 CALLBACK_NAME = "ivl3_skip_padding"
 
 
+_NONE = object()
+_expected = {"shape": None, "spans": _NONE}  # the next batch's spans, found on its CPU mask (expect_spans)
+
+
+def expect_spans(mask) -> None:
+    """Tell :func:`row_mask` the spans of the next batch from its 2-D mask on the CPU, so that the forward
+    need not copy them from the GPU (a wait: ``hosts/swift/host_ahead.py``).  Used once, by the first mask
+    of that shape; the next call replaces it."""
+    _expected["shape"], _expected["spans"] = tuple(mask.shape), _spans(mask)
+
+
+def _take_expected(mask):
+    if _expected["spans"] is _NONE or tuple(mask.shape) != _expected["shape"]:
+        return _NONE
+    spans, _expected["spans"] = _expected["spans"], _NONE
+    return spans
+
+
 def _spans(mask):
     """``[B, 2]`` (first real position, real length) per row of a 2-D padding mask, on the CPU, or None
     when a row's real tokens are not one contiguous span.  One device-to-host copy per forward."""
@@ -50,7 +68,8 @@ def row_mask(**kwargs):
     cache_position = kwargs.get("cache_position")  # older transformers pass this instead of the offsets
     if plain and mask is not None and mask.ndim == 2 and (
             cache_position is None or (int(cache_position[0]) == 0 and len(cache_position) == mask.shape[-1])):
-        spans = _spans(mask)
+        spans = _take_expected(mask)
+        spans = _spans(mask) if spans is _NONE else spans
         if spans is not None:  # every row full: plain causal, no mask at all
             return None if bool((spans[:, 1] == mask.shape[-1]).all()) else spans
     return sdpa_mask(**kwargs)

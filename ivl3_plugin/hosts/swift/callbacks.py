@@ -1,6 +1,7 @@
 """Our ms-swift trainer callbacks: ``ivl3_compile`` (regional torch.compile; the LLM's attention skips
 padding, ``recipe/row_attention.py``; the ViT's patch embedding as one matmul, ``recipe/patch_conv.py``; the
-frozen ViT's MLP with its GELU in the matmul's epilogue, ``recipe/vit_mlp.py``),
+frozen ViT's MLP with its GELU in the matmul's epilogue, ``recipe/vit_mlp.py``; a micro-batch with no wait
+on the GPU, ``host_ahead.py``),
 ``ivl3_skip_padding`` (that alone, uncompiled) and ``ivl3_recompute``
 (gradient checkpointing on only the LLM's first k layers).
 
@@ -20,6 +21,7 @@ from ...recipe.patch_conv import patch_convs_as_matmul
 from ...recipe.row_attention import CALLBACK_NAME as SKIP_PADDING_CALLBACK, enable as skip_padding
 from ...recipe.vit_mlp import fuse_vit_mlp_gelu
 from ...settings import CALLBACK_ARGS, COMPILE
+from .host_ahead import install as install_host_ahead
 
 log = logging.getLogger("ivl3_plugin.swift")
 
@@ -112,6 +114,9 @@ def swift_callback_class():
                 log.warning("ivl3 compile: %s", fuse_vit_mlp_gelu(model))
             self.compiled = compile_layers(model)
             log.warning("ivl3 compile: %s (the first step includes the compile time)", "; ".join(self.compiled))
+            if settings.get("host_ahead", True):
+                for line in install_host_ahead(self.trainer, kwargs.get("train_dataloader")):
+                    log.warning("ivl3 compile: host ahead: %s", line)
 
     return Ivl3CompileCallback
 

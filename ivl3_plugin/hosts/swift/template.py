@@ -206,9 +206,25 @@ class Ivl3VideoTemplate(Ivl3PairEncoding, InternvlhfTemplate):
         shared = self._shared_pair_embeds(model, inputs)  # a preference batch: one vision pass per pair
         if shared is not None:
             return shared
-        if hasattr(model, 'extract_feature'):  # remote-code InternVLChatModel
-            return InternvlTemplate._post_encode(self, model, inputs)
-        return InternvlhfTemplate._post_encode(self, model, inputs)
+        if inputs.get('pixel_values') is None:  # text only (and ms-swift's dummy ViT pass under DeepSpeed)
+            if hasattr(model, 'extract_feature'):  # remote-code InternVLChatModel
+                return InternvlTemplate._post_encode(self, model, inputs)
+            return InternvlhfTemplate._post_encode(self, model, inputs)
+        return self._frame_embeds(model, inputs)
+
+    def _frame_embeds(self, model, inputs: Dict[str, Any]) -> Dict[str, Any]:
+        """The text embeddings with the frames' features in the image-token slots, for both formats.
+
+        ``masked_scatter`` fills the slots in order without asking the GPU how many there are; ms-swift's
+        remote-code path assigns through a boolean index, which waits for the GPU once per forward.  The
+        slot count equals the feature count by construction (the budget keeps whole frames)."""
+        embedding = model.get_input_embeddings()
+        input_ids = inputs['input_ids']
+        embeds = embedding(input_ids).to(embedding.weight.device)
+        features = self._vision_features(model, inputs['pixel_values'].to(embeds.device))
+        features = features.reshape(-1, features.shape[-1]).to(embeds.device, embeds.dtype)
+        slots = (input_ids == self.img_context_id).unsqueeze(-1)
+        return {'inputs_embeds': embeds.masked_scatter(slots, features)}
 
     def _vision_features(self, model, pixel_values):
         """(tiles, tokens per tile, hidden) features of the loaded format's vision tower + projector."""
