@@ -17,7 +17,8 @@
 # Run from the repo root with the wheels in .whl (/work/shared/device/wheels.sh); results go to $OUT (or ./out)
 # as one archive, res.tgz, and the tables are printed last.  `plan` sides use the SDPA backend the `lora8` part
 # found fastest at the LLM's shape (cuDNN if >= 10 % faster than flash, else torch's default), read from
-# /tmp/attn_choice when the machine is still warm, else torch's default (ATTN=cudnn or default: that one).
+# /tmp/attn_choice when the machine is still warm, else torch's default (ATTN=cudnn or default: that one,
+# and lora8 skips its SDPA measurement).
 set -u
 part=${1:?"part: lora8, small, full8, memory or mixed"}
 OUT=${OUT:-$PWD/out}; mkdir -p "$OUT"
@@ -33,7 +34,7 @@ else
   export PYTHONPATH=$PWD
 fi
 nvidia-smi --query-gpu=name,memory.total --format=csv,noheader | tee "$R/gpu.txt"
-if [ "$part" = lora8 ]; then
+if [ "$part" = lora8 ] && [ -z "${ATTN:-}" ]; then  # ATTN given: no need to measure the backends
   timeout 45 python3 benchmarks/step_profile.py --size 8B --attention --json "$R/attn.json" 2>&1 | grep ATTN
   python3 - "$R/attn.json" > /tmp/attn_choice <<'EOF' || echo default > /tmp/attn_choice
 import json, sys
