@@ -116,3 +116,16 @@ def test_row_mask_takes_the_expected_spans_once_without_reading_the_device_mask(
     assert row_attention.row_mask(attention_mask=padded.bool(), **kwargs).tolist() == [[0, 5], [2, 3]]
     with pytest.raises((NotImplementedError, RuntimeError)):
         row_attention.row_mask(attention_mask=padded.to("meta").bool(), **kwargs)
+
+
+def test_the_models_use_of_the_kept_positions_and_frame_slots_needs_no_device_value():
+    """What the model does with them, forward and backward: a gather by position indices (ms-swift's boolean
+    mask is a data-dependent index), and ``masked_scatter`` of the frame features (the template's, both formats)."""
+    hidden = torch.randn(1, 10, 4, device="meta", requires_grad=True)
+    keep = host_ahead.keep_plan(_labels(ONE_ROW), None, single_row=True)["logits_to_keep"].to("meta")
+    hidden[:, keep, :].sum().backward()
+    assert hidden.grad.shape == hidden.shape
+    with pytest.raises(NotImplementedError):
+        hidden[:, torch.zeros(10, dtype=torch.bool, device="meta"), :]
+    embeds, slots = torch.randn(1, 10, 4, device="meta"), torch.zeros(1, 10, 1, dtype=torch.bool, device="meta")
+    assert embeds.masked_scatter(slots, torch.randn(6, 4, device="meta")).shape == embeds.shape
