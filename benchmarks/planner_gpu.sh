@@ -49,14 +49,17 @@ fi
 X=${ATTN:-$(cat /tmp/attn_choice 2>/dev/null || echo default)}
 CB='{}'; [ "$X" = cudnn ] && CB='{"ivl3_compile":{"attention":"cudnn"}}'
 echo "plan sides' attention: $X"
+# small's planx sides unless PLANX_CB is given: 1B LoRA without skip_padding, 1B full without the ViT kernels
+NO_SKIP='{"ivl3_compile":{"skip_padding":false}}'
+NO_VIT_KERNELS='{"ivl3_compile":{"patch_matmul":false,"gelu_epilogue":false}}'
 G="python3 benchmarks/gpu_train.py --steps 6 --warmup 2 --videos 64 --work /tmp/gt --timeout ${SIDE_TIMEOUT:-240} --plan-callback-args $CB"
 case "$part" in
   lora8) timeout "$(left)" $G --configs 8b-lora --sides "${SIDES:-native,plan,plan80}" --torch-profile plan --profile-stacks \
            --planx-extra "${PLANX_EXTRA:-[]}" --planx-callback-args "${PLANX_CB:-{\}}" --out "$R/g.json" > "$R/g.txt" 2>&1 ;;
   small) timeout "$(left)" $G --configs 1b-lora --sides "${SIDES:-native,plan,planx}" --torch-profile plan --out "$R/g.json" \
-           --planx-callback-args "${PLANX_CB:-{\"ivl3_compile\":{\"skip_padding\":false\}\}}" > "$R/g.txt" 2>&1
+           --planx-callback-args "${PLANX_CB:-$NO_SKIP}" > "$R/g.txt" 2>&1
          timeout "$(left)" $G --configs 1b-full --sides "${FULL_SIDES:-native,plan}" --torch-profile plan --out "$R/g2.json" \
-           --planx-callback-args "${PLANX_CB:-{\"ivl3_compile\":{\"patch_matmul\":false,\"gelu_epilogue\":false\}\}}" \
+           --planx-callback-args "${PLANX_CB:-$NO_VIT_KERNELS}" \
            >> "$R/g.txt" 2>&1 ;;
   full8) timeout "$(left)" $G --configs 8b-full --sides native,plan,plan80 --out "$R/g.json" > "$R/g.txt" 2>&1 ;;
   mixed) timeout "$(left)" $G --configs "${CONFIG:-8b-lora}" --mixed 8-32 --sides native,plan,plang --out "$R/g.json" \

@@ -33,27 +33,32 @@ log = logging.getLogger("ivl3_plugin.swift")
 
 
 # ---- the batch: CPU copies kept, the rest sent without waiting ---------------------------------------
-def send_ahead(batch, device):
-    """``batch`` with every tensor on ``device``, copied without waiting on the GPU, plus ``HOST_KEY``:
-    the CPU tensors of ``_HOST_FIELDS`` as they were.  A tensor not in pinned memory is pinned first (a copy
-    from pageable memory can wait for the GPU)."""
+def move_ahead(value, device):
+    """``value`` (a tensor, or dicts/lists/tuples of them) on ``device``, copied without waiting on the GPU.
+    A CPU tensor not in pinned memory is pinned first (a copy from pageable memory can wait for the GPU)."""
     import torch
 
-    def move(value):
-        if isinstance(value, dict):
-            return type(value)({k: move(v) for k, v in value.items()})
-        if isinstance(value, (list, tuple)):
-            return type(value)(move(v) for v in value)
-        if isinstance(value, torch.Tensor) and value.device != torch.device(device):
-            if value.device.type == "cpu" and not value.is_pinned() and torch.device(device).type == "cuda":
-                value = value.pin_memory()
-            return value.to(device=device, non_blocking=True)
-        return value
+    target = torch.device(device)
+    if isinstance(value, dict):
+        return type(value)({k: move_ahead(v, target) for k, v in value.items()})
+    if isinstance(value, (list, tuple)):
+        return type(value)(move_ahead(v, target) for v in value)
+    if isinstance(value, torch.Tensor) and value.device != target:
+        if value.device.type == "cpu" and target.type == "cuda" and not value.is_pinned():
+            value = value.pin_memory()
+        return value.to(device=target, non_blocking=True)
+    return value
+
+
+def send_ahead(batch, device):
+    """``batch`` moved with :func:`move_ahead`, plus ``HOST_KEY``: the CPU tensors of ``_HOST_FIELDS`` as
+    they were."""
+    import torch
 
     if not isinstance(batch, dict):
-        return move(batch)
+        return move_ahead(batch, device)
     host = {k: batch[k] for k in _HOST_FIELDS if isinstance(batch.get(k), torch.Tensor)}
-    out = move(batch)
+    out = move_ahead(batch, device)
     out[HOST_KEY] = host
     return out
 
@@ -111,10 +116,10 @@ def apply_keep_plan(inputs: Dict[str, Any], plan: Dict[str, Any]) -> None:
         inputs["logits_to_keep"] = keep
         return
     device = labels.device
-    inputs["labels"] = send_ahead(plan["labels"], device)
+    inputs["labels"] = move_ahead(plan["labels"], device)
     if "loss_scale" in plan:
-        inputs["loss_scale"] = send_ahead(plan["loss_scale"], device)
-    inputs["logits_to_keep"] = send_ahead(plan["logits_to_keep"], device)
+        inputs["loss_scale"] = move_ahead(plan["loss_scale"], device)
+    inputs["logits_to_keep"] = move_ahead(plan["logits_to_keep"], device)
 
 
 # ---- token accuracy, summed on the GPU ------------------------------------------------------------------
@@ -164,6 +169,8 @@ def install(trainer, loader) -> List[str]:
     train loader (see the module docstring).  Returns what was changed, for the log."""
     from swift.utils import is_mp
 
+    from ...recipe.row_attention import expect_spans
+
     template = getattr(trainer, "template", None)
     if template is None or not all(hasattr(trainer, name) for name in WRAPPED):
         return [f"not an ms-swift trainer ({type(trainer).__name__}): its loop is left as it is"]
@@ -188,8 +195,6 @@ def install(trainer, loader) -> List[str]:
             current["host"] = None
         mask = host.get("attention_mask") if host else None
         if mask is not None and mask.ndim == 2 and "attention_mask" in inputs:
-            from ...recipe.row_attention import expect_spans
-
             expect_spans(mask)
         return inputs
 

@@ -74,11 +74,7 @@ class Ivl3PairEncoding:
             return None
         import torch
 
-        input_ids = inputs['input_ids']
-        embeds = model.get_input_embeddings()(input_ids)
-        features = self._vision_features(model, inputs['pixel_values'].to(embeds.device))
-        features = features.reshape(-1, features.shape[-1]).to(embeds.dtype)
-        mask = input_ids == self.img_context_id
+        embeds, features, mask = self._embeds_and_features(model, inputs)
         if int(mask.sum()) != repeat * features.shape[0]:
             raise TemplateInputError(
                 f"template {self.spec.name}: a pair batch has {int(mask.sum())} image tokens for {features.shape[0]} "

@@ -218,13 +218,18 @@ class Ivl3VideoTemplate(Ivl3PairEncoding, InternvlhfTemplate):
         ``masked_scatter`` fills the slots in order without asking the GPU how many there are; ms-swift's
         remote-code path assigns through a boolean index, which waits for the GPU once per forward.  The
         slot count equals the feature count by construction (the budget keeps whole frames)."""
+        embeds, features, slots = self._embeds_and_features(model, inputs)
+        return {'inputs_embeds': embeds.masked_scatter(slots.unsqueeze(-1), features)}
+
+    def _embeds_and_features(self, model, inputs: Dict[str, Any]):
+        """The batch's text embeddings, its pixels' features as ``(tiles x tokens, hidden)`` rows in their
+        dtype, and the image-token slots (``[B, T]`` bool): what the slots are filled from."""
         embedding = model.get_input_embeddings()
         input_ids = inputs['input_ids']
         embeds = embedding(input_ids).to(embedding.weight.device)
         features = self._vision_features(model, inputs['pixel_values'].to(embeds.device))
         features = features.reshape(-1, features.shape[-1]).to(embeds.device, embeds.dtype)
-        slots = (input_ids == self.img_context_id).unsqueeze(-1)
-        return {'inputs_embeds': embeds.masked_scatter(slots, features)}
+        return embeds, features, input_ids == self.img_context_id
 
     def _vision_features(self, model, pixel_values):
         """(tiles, tokens per tile, hidden) features of the loaded format's vision tower + projector."""
