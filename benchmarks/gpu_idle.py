@@ -133,9 +133,18 @@ def sync_sites(ops: list, index: _HostIndex = None) -> list:
     return [{"site": k[:200], "calls": n} for k, n in sorted(counts.items(), key=lambda kv: -kv[1])]
 
 
+AUTOGRAD_NODE = "autograd::engine::evaluate_function: "
+
+
 def _is_frame(name: str) -> bool:
-    """A Python function event of a ``with_stack`` profile: named ``file.py(line): function``."""
-    return ".py(" in name and "): " in name
+    """A Python function event of a ``with_stack`` profile (named ``file.py(line): function``), or the autograd
+    node running a backward op: backward runs on the engine's thread with no Python frame, and the node's
+    name (``IndexBackward0``) is then the only trace of the forward op that caused it."""
+    return (".py(" in name and "): " in name) or name.startswith(AUTOGRAD_NODE)
+
+
+def _frame_name(name: str) -> str:
+    return "backward of " + name[len(AUTOGRAD_NODE):] if name.startswith(AUTOGRAD_NODE) else name
 
 
 def from_profile(prof) -> tuple:
@@ -150,7 +159,7 @@ def from_profile(prof) -> tuple:
             node = node.cpu_parent
         below = stacks[id(node)] if node is not None else []
         for n in reversed(chain):  # outermost first, so each level reuses its parent's stack
-            below = ([n.name] + below) if _is_frame(n.name) else below
+            below = ([_frame_name(n.name)] + below) if _is_frame(n.name) else below
             stacks[id(n)] = below
         return stacks[id(ev)]
 

@@ -27,20 +27,21 @@ def register() -> None:
             super().__init__(args, trainer)
             self.marks, self.samples, self.tokens, self.slots = [], [0], [0], [0]
             self.batch_rows = []  # (samples, real tokens, slots) of each micro-batch fed
+            self.pending = []  # this step's micro-batch counts, GPU scalars read once it has ended
             original = trainer.training_step
 
             def counted(model, inputs, *a, **k):
                 # measured on the collated batch the model gets: slots = every position of input_ids
-                # (padding included), tokens = the real ones (attention mask; no mask = packed, no padding)
+                # (padding included), tokens = the real ones (attention mask; no mask = packed, no padding).
+                # Counted on the GPU and read in on_step_end, after the step's synchronise: an int() here made
+                # the host wait for the GPU at every micro-batch: an idle gap per micro-batch in
+                # the profile that the run without the benchmark does not have
                 ids = inputs["input_ids"]
                 mask = inputs.get("attention_mask")
-                n = int(ids.shape[0]) if mask is not None or "position_ids" not in inputs \
-                    else int((inputs["position_ids"] == 0).sum())
-                real = int(mask.sum()) if mask is not None else int(ids.numel())
-                self.samples[-1] += n
-                self.tokens[-1] += real
-                self.slots[-1] += int(ids.numel())
-                self.batch_rows.append((n, real, int(ids.numel())))
+                n = ids.shape[0] if mask is not None or "position_ids" not in inputs \
+                    else (inputs["position_ids"] == 0).sum()
+                real = mask.sum() if mask is not None else ids.numel()
+                self.pending.append((n, real, ids.numel()))
                 return original(model, inputs, *a, **k)
 
             trainer.training_step = counted
@@ -71,8 +72,19 @@ def register() -> None:
                 self.prof.__enter__()
                 self.prof_t0 = time.perf_counter()
 
+        def _settle(self):
+            """This step's counts, read now that the GPU has finished it."""
+            for row in self.pending:
+                n, real, slots = (int(x) for x in row)
+                self.samples[-1] += n
+                self.tokens[-1] += real
+                self.slots[-1] += slots
+                self.batch_rows.append((n, real, slots))
+            self.pending = []
+
         def on_step_end(self, args, state, control, **kw):
             self.marks.append(self._sync())
+            self._settle()
             self.samples.append(0)
             self.tokens.append(0)
             self.slots.append(0)

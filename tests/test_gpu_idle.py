@@ -89,3 +89,16 @@ def test_call_site_skips_torch_frames_given_relative_to_site_packages():
     stack = ["torch/optim/adam.py(802): _fused_adam", "torch/optim/optimizer.py(500): wrapper",
              "transformers/trainer.py(2760): _step"]
     assert call_site(stack, depth=1) == "transformers/trainer.py(2760): _step"
+
+
+def test_a_wait_in_backward_is_named_by_its_autograd_node():
+    # backward runs on the engine's thread with no Python frame of its own: the node's name is what says which
+    # forward op made the wait (here masked_scatter, whose source gradient is a masked_select of unknown size)
+    mask = torch.tensor([1, 0, 1, 1, 0, 0, 1, 0], dtype=torch.bool)[:, None].expand(8, 4)
+    source = torch.randn(8, 4, requires_grad=True)
+    with profile(activities=[ProfilerActivity.CPU], with_stack=True) as prof:
+        torch.zeros(8, 4).masked_scatter(mask, source).sum().backward()
+    _, ops = from_profile(prof)
+    select = next(o for o in ops if o.name == "aten::masked_select")
+    assert select.stack[0] == "backward of MaskedScatterBackward0"
+    assert call_site(select.stack, depth=1) == "backward of MaskedScatterBackward0"
