@@ -63,10 +63,15 @@ class _HostIndex:
         self.stacked = sorted((o for o in ops if o.stack), key=lambda o: o.start)
         self.starts = [o.start for o in self.stacked]
 
-    def last_sync_ending(self, lo: float, hi: float):
-        """The sync op ending last within ``[lo, hi]``, or None."""
-        i = bisect.bisect_right(self.sync_ends, hi)
-        return self.syncs[i - 1] if i and self.sync_ends[i - 1] >= lo else None
+    def waiting_at(self, g0: float, g1: float, slack: float):
+        """The sync op that was waiting when the GPU ran dry at ``g0``: started by then and returned within
+        ``[g0 - slack, g1]`` (the outermost of nested ones: it ends last).  A sync-named op that only starts
+        inside the gap did not cause it: on a CPU tensor (the batch's CPU copy) it does not wait at all."""
+        lo = bisect.bisect_left(self.sync_ends, g0 - slack)
+        for i in range(bisect.bisect_right(self.sync_ends, g1) - 1, lo - 1, -1):
+            if self.syncs[i].start <= g0 + slack:
+                return self.syncs[i]
+        return None
 
     def innermost(self, t0: float, t1: float):
         """The op with a stack that spans ``[t0, t1]`` and started last (the innermost, ops being nested)."""
@@ -84,12 +89,12 @@ class _HostIndex:
 
 
 def blame(gap: tuple, ops, slack_us: float = 50.0) -> str:
-    """The cause of one idle gap: the synchronising call that returned as the GPU ran dry (latest one ending
-    between just before the gap and its end), or, failing that, the host line running at the gap's middle.
+    """The cause of one idle gap: the synchronising call that was waiting as the GPU ran dry (``waiting_at``),
+    or, failing that, the host line running at the gap's middle.
     ``ops``: the host ops, or their ``_HostIndex`` (``idle_report`` builds it once for all gaps)."""
     index = ops if isinstance(ops, _HostIndex) else _HostIndex(ops)
     g0, g1 = gap
-    op = index.last_sync_ending(g0 - slack_us, g1)
+    op = index.waiting_at(g0, g1, slack_us)
     if op is not None:
         return f"after {op.name}: {index.site(op)}"
     mid = (g0 + g1) / 2

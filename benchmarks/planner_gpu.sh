@@ -8,7 +8,7 @@
 #   bash benchmarks/planner_gpu.sh mixed    mixed-length data (clips of 8-32 frames, summaries of 1-8 sentences),
 #                                           8B LoRA (CONFIG=1b-lora: 1B): native vs plan vs plan + ivl3_length_group,
 #                                           after benchmarks/left_padding_check.py (left vs right padding on the GPU)
-# SIDES=a,b: the sides of lora8 / small's first run instead of the defaults; PLANX_EXTRA='["--lora_dropout","0"]':
+# SIDES=a,b: the sides of lora8 / small's first run instead of the defaults (small: SIDES=none skips 1B LoRA); PLANX_EXTRA='["--lora_dropout","0"]':
 # lora8's planx side (an A/B of one swift argument); PLANX_CB='{"ivl3_compile":{"host_ahead":false}}': lora8's planx
 # side with other callback settings (here: ms-swift's own waits on the GPU, the A/B of hosts/swift/host_ahead.py);
 # in small, PLANX_CB replaces both runs' planx settings.  FULL_SIDES=native,plan,planx: small's 1B full run, its planx
@@ -56,7 +56,7 @@ G="python3 benchmarks/gpu_train.py --steps 6 --warmup 2 --videos 64 --work /tmp/
 case "$part" in
   lora8) timeout "$(left)" $G --configs 8b-lora --sides "${SIDES:-native,plan,plan80}" --torch-profile plan --profile-stacks \
            --planx-extra "${PLANX_EXTRA:-[]}" --planx-callback-args "${PLANX_CB:-{\}}" --out "$R/g.json" > "$R/g.txt" 2>&1 ;;
-  small) timeout "$(left)" $G --configs 1b-lora --sides "${SIDES:-native,plan,planx}" --torch-profile plan --out "$R/g.json" \
+  small) [ "${SIDES:-}" = none ] || timeout "$(left)" $G --configs 1b-lora --sides "${SIDES:-native,plan,planx}" --torch-profile plan --out "$R/g.json" \
            --planx-callback-args "${PLANX_CB:-$NO_SKIP}" > "$R/g.txt" 2>&1
          timeout "$(left)" $G --configs 1b-full --sides "${FULL_SIDES:-native,plan}" --torch-profile plan --out "$R/g2.json" \
            --planx-callback-args "${PLANX_CB:-$NO_VIT_KERNELS}" \

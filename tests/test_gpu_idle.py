@@ -102,3 +102,13 @@ def test_a_wait_in_backward_is_named_by_its_autograd_node():
     select = next(o for o in ops if o.name == "aten::masked_select")
     assert select.stack[0] == "backward of MaskedScatterBackward0"
     assert call_site(select.stack, depth=1) == "backward of MaskedScatterBackward0"
+
+
+def test_a_sync_named_op_that_starts_inside_the_gap_is_not_its_cause():
+    # the host waited in .item() until the GPU ran dry at 1000, then read the batch's CPU copy (a nonzero on a
+    # CPU tensor: no wait) before queuing the next kernels at 3000: the item is the cause, not the nonzero
+    ops = [HostOp("aten::item", 400, 1010, ["timer.py(5): counted"]),
+           HostOp("aten::nonzero", 1500, 1600, ["host_ahead.py(85): keep_plan"])]
+    assert blame((1000, 3000), ops) == "after aten::item: timer.py(5): counted"
+    # with no wait in progress at the gap's start, the host line running at its middle
+    assert blame((1000, 3000), ops[1:]) == "host outside any profiled op (Python between ops)"
