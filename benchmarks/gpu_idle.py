@@ -141,15 +141,14 @@ def sync_sites(ops: list, index: _HostIndex = None) -> list:
 AUTOGRAD_NODE = "autograd::engine::evaluate_function: "
 
 
-def _is_frame(name: str) -> bool:
-    """A Python function event of a ``with_stack`` profile (named ``file.py(line): function``), or the autograd
-    node running a backward op: backward runs on the engine's thread with no Python frame, and the node's
-    name (``IndexBackward0``) is then the only trace of the forward op that caused it."""
-    return (".py(" in name and "): " in name) or name.startswith(AUTOGRAD_NODE)
-
-
-def _frame_name(name: str) -> str:
-    return "backward of " + name[len(AUTOGRAD_NODE):] if name.startswith(AUTOGRAD_NODE) else name
+def _frame(name: str):
+    """The stack entry an event stands for, or None: a Python function event of a ``with_stack`` profile
+    (named ``file.py(line): function``), or the autograd node running a backward op (``backward of
+    IndexBackward0``): backward runs on the engine's thread with no Python frame, and the node's name is
+    then the only trace of the forward op that caused it."""
+    if name.startswith(AUTOGRAD_NODE):
+        return "backward of " + name[len(AUTOGRAD_NODE):]
+    return name if ".py(" in name and "): " in name else None
 
 
 def from_profile(prof) -> tuple:
@@ -164,7 +163,8 @@ def from_profile(prof) -> tuple:
             node = node.cpu_parent
         below = stacks[id(node)] if node is not None else []
         for n in reversed(chain):  # outermost first, so each level reuses its parent's stack
-            below = ([_frame_name(n.name)] + below) if _is_frame(n.name) else below
+            frame = _frame(n.name)
+            below = [frame] + below if frame else below
             stacks[id(n)] = below
         return stacks[id(ev)]
 
