@@ -127,6 +127,8 @@ def main(argv=None) -> int:
     ap.add_argument("--native-extra", default="[]", help="JSON list of extra swift arguments for native")
     ap.add_argument("--ours-compile", default=None, choices=["on", "off"],
                     help="our recipes' ivl3_compile callback on our sides (default: on for cuda, off for cpu)")
+    ap.add_argument("--ours-checkpointing", default=None, choices=["on", "off"],
+                    help="gradient checkpointing of ours / ours1 / group (default: the recipe's, on)")
     ap.add_argument("--profile", default=None, help="folder: record each run's Python stacks with py-spy")
     args = ap.parse_args(argv)
 
@@ -198,15 +200,16 @@ def main(argv=None) -> int:
         model = build_model(arch, work / f"model-{arch}", args.device)
         print(f"[{cfg}] model {model} ready in {time.perf_counter() - t1:.1f}s", flush=True)
         ours_micro = args.ours_batch or micro
+        ours_layers = {None: None, "on": None, "off": 0}[args.ours_checkpointing]  # None: all, the recipe's
         pair = {}
         plan_arch = planner_arch(arch, model)
         gpu_gib = args.plan_gpu_memory or (gpu_memory_gib() if cuda else 80.0)
         setups = {"native": Side(data["native"], 1, max(1, gb), native_workers, False, True, [], {}, None),
                   "ours": Side(data["ours"], ours_micro, max(1, gb // ours_micro), ours_workers, ours_compile, True,
-                               [], {}, None),
-                  "ours1": Side(data["ours"], 1, gb, ours_workers, ours_compile, True, [], {}, None),
+                               [], {}, ours_layers),
+                  "ours1": Side(data["ours"], 1, gb, ours_workers, ours_compile, True, [], {}, ours_layers),
                   "group": Side(data["ours"], ours_micro, max(1, gb // ours_micro), ours_workers, ours_compile, True,
-                                [GROUP], {}, None)}
+                                [GROUP], {}, ours_layers)}
         for side, memory in (("plan", gpu_gib), ("plan80", 80.0), ("planx", gpu_gib), ("plang", gpu_gib)):
             if side in sides:  # mixed data: planned for the longest clip, the batch that must fit
                 setups[side] = plan_side(plan_arch, tuner, plan_frames, gb, memory, data["ours"], ours_workers,

@@ -8,6 +8,8 @@
 #   bash benchmarks/planner_gpu.sh mixed    mixed-length data (clips of 8-32 frames, summaries of 1-8 sentences),
 #                                           8B LoRA (CONFIG=1b-lora: 1B): native vs plan vs plan + ivl3_length_group,
 #                                           after benchmarks/left_padding_check.py (left vs right padding on the GPU)
+#   bash benchmarks/planner_gpu.sh sweep    the cost model's missing rows: CONFIG (default 1b-full) at each micro-batch
+#                                           of MBS (default "2 4 16"), checkpointing off, compiled: ours only, one run each
 # SIDES=a,b: the sides of lora8 / small's first run instead of the defaults (small: SIDES=none skips 1B LoRA); PLANX_EXTRA='["--lora_dropout","0"]':
 # lora8's planx side (an A/B of one swift argument); PLANX_CB='{"ivl3_compile":{"host_ahead":false}}': lora8's planx
 # side with other callback settings (here: ms-swift's own waits on the GPU, the A/B of hosts/swift/host_ahead.py);
@@ -20,7 +22,7 @@
 # /tmp/attn_choice when the machine is still warm, else torch's default (ATTN=cudnn or default: that one,
 # and lora8 skips its SDPA measurement).
 set -u
-part=${1:?"part: lora8, small, full8, memory or mixed"}
+part=${1:?"part: lora8, small, full8, memory, mixed or sweep"}
 OUT=${OUT:-$PWD/out}; mkdir -p "$OUT"
 export PYTHONUNBUFFERED=1 TORCHINDUCTOR_CACHE_DIR=/tmp/ind HF_HUB_OFFLINE=1
 T0=$(date +%s); END=$((T0 + ${BUDGET:-570}))
@@ -64,6 +66,10 @@ case "$part" in
   full8) timeout "$(left)" $G --configs 8b-full --sides native,plan,plan80 --out "$R/g.json" > "$R/g.txt" 2>&1 ;;
   mixed) timeout "$(left)" $G --configs "${CONFIG:-8b-lora}" --mixed 8-32 --sides native,plan,plang --out "$R/g.json" \
            > "$R/g.txt" 2>&1 ;;
+  sweep) for mb in ${MBS:-2 4 16}; do  # host time per micro-batch vs per sample (speed.py's HOST_PER_SAMPLE)
+           IVL3_CALLBACK_ARGS="$CB" timeout "$(left)" $G --configs "${CONFIG:-1b-full}" --sides ours --ours-batch "$mb" \
+             --ours-checkpointing off --out "$R/g_mb$mb.json" >> "$R/g.txt" 2>&1
+         done ;;
   memory) timeout "$(left)" python3 benchmarks/recipe_memory.py --sizes 8B,2B,1B --tuners full,lora --zero 0 \
             --checkpoint half,none --scaling "" --steps 2 --gpus 1 --group-timeout "$(( $(left) - 5 ))" \
             --out "$R/rm.json" --workdir /tmp/rm > "$R/rm.txt" 2>&1 ;;
