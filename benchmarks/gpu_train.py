@@ -55,8 +55,17 @@ __all__ = [  # other benchmarks use these as gpu_train.X (mpo_gpu.py, remote_vs_
     "ARCHS", "CALLBACK", "CONFIGS", "GROUP", "H200_BF16_TFLOPS", "KERNEL_KINDS", "PLAN_LABEL_TOKENS",
     "PLAN_TEXT_TOKENS", "QWEN_VOCAB", "REPO", "SIDES", "TIMER_PLUGIN", "VIT_300M", "Side", "build_model",
     "flops_per_token", "gpu_memory_gib", "kernel_breakdown", "main", "make_data", "plan_request", "plan_side",
-    "planner_arch", "predict_side", "print_profile", "print_table", "run_one", "summarise", "swift_argv",
-    "write_video"]
+    "planner_arch", "predict_side", "print_profile", "print_table", "run_one", "side_steps", "summarise",
+    "swift_argv", "write_video"]
+
+
+def side_steps(steps: int, side: str, sides: list, torch_profile, stacks: bool) -> tuple:
+    """``(profile_step, untimed)`` of one side: the step ``side`` profiles (0: none) and how many steps after
+    the ``steps`` timed ones every side runs.  Every side runs them, profiled or not: ``--max_steps`` sets the
+    length of the learning-rate schedule, so sides run for different step counts follow different loss curves
+    (the "two tracks" of docs/benchmarks.md)."""
+    untimed = (2 if stacks else 1) if torch_profile in sides else 0
+    return (steps + 1 if torch_profile == side else 0), untimed
 
 
 def print_profile(name: str, prof: dict) -> None:
@@ -233,15 +242,14 @@ def main(argv=None) -> int:
             run_dir = work / "runs" / cfg / side
             shutil.rmtree(run_dir, ignore_errors=True)
             ours = side != "native"
-            profile_step = steps + 1 if args.torch_profile == side else 0
-            untimed = (2 if args.profile_stacks else 1) if profile_step else 0
+            profile_step, untimed = side_steps(steps, side, sides, args.torch_profile, args.profile_stacks)
             argv_ = swift_argv(model, st.rows, tuner, st.micro, gb, steps + untimed, run_dir, ours,
                                args.device, st.workers, compile_layers=st.compiled, accum=st.accum,
                                checkpointing=None if st.layers is None else st.layers > 0,
                                callbacks=st.callbacks, max_length=max_length) + extra[ours] + st.extra
             run_env = dict(env, **({"IVL3_CALLBACK_ARGS": json.dumps(st.callback_args)} if st.callback_args else {}),
                            **({"IVL3_BENCH_PROFILE_STEP": str(profile_step)} if profile_step else {}),
-                           **({"IVL3_BENCH_PROFILE_STACKS": "1"} if untimed == 2 else {}))
+                           **({"IVL3_BENCH_PROFILE_STACKS": "1"} if profile_step and untimed == 2 else {}))
             res = run_one(name, argv_, run_dir, run_env, args.timeout, Path(args.profile) if args.profile else None)
             res["extra_args"] = extra[ours] + st.extra
             res["compiled"] = st.compiled
