@@ -15,7 +15,7 @@
 # side with other callback settings (here: ms-swift's own waits on the GPU, the A/B of hosts/swift/host_ahead.py);
 # in small, PLANX_CB replaces both runs' planx settings.  FULL_SIDES=native,plan,planx: small's 1B full run, its planx
 # side with the frozen ViT's own kernels off (patch_matmul and gelu_epilogue false: the A/B of both).
-# SIDE_TIMEOUT=S: seconds one side may run (default 240; a fresh machine compiles cold, give 1B more).
+# SIDE_TIMEOUT=S: seconds one side may run (default 300; a fresh machine compiles cold, give 1B more).
 # Run from the repo root with the wheels in .whl (/work/shared/device/wheels.sh); results go to $OUT (or ./out)
 # as one archive, res.tgz, and the tables are printed last.  `plan` sides use the SDPA backend the `lora8` part
 # found fastest at the LLM's shape (cuDNN if >= 10 % faster than flash, else torch's default), read from
@@ -54,7 +54,7 @@ echo "plan sides' attention: $X"
 # small's planx sides unless PLANX_CB is given: 1B LoRA without skip_padding, 1B full without the ViT kernels
 NO_SKIP='{"ivl3_compile":{"skip_padding":false}}'
 NO_VIT_KERNELS='{"ivl3_compile":{"patch_matmul":false,"gelu_epilogue":false}}'
-G="python3 benchmarks/gpu_train.py --steps 6 --warmup 2 --videos 64 --work /tmp/gt --timeout ${SIDE_TIMEOUT:-240} --plan-callback-args $CB"
+G="python3 benchmarks/gpu_train.py --steps 6 --warmup 2 --videos 64 --work /tmp/gt --timeout ${SIDE_TIMEOUT:-300} --plan-callback-args $CB"
 case "$part" in
   lora8) timeout "$(left)" $G --configs 8b-lora --sides "${SIDES:-native,plan,plan80}" --torch-profile plan --profile-stacks \
            --planx-extra "${PLANX_EXTRA:-[]}" --planx-callback-args "${PLANX_CB:-{\}}" --out "$R/g.json" > "$R/g.txt" 2>&1 ;;

@@ -44,24 +44,24 @@ COMPILED_STAGES = (0, 1)
 STAGE_FACTOR = {0: 1.0, 1: 1.0, 2: 1.15, 3: 3.0}
 OFFLOAD_FACTOR = 2.0
 
-# Fitted (least squares on log samples/s) to the 17 runs of FIT_ROWS below (docs/benchmarks.md, "Planner"):
-# `python benchmarks/fit_speed.py` refits and prints every row.  13 rows within 7 %; the four native 1B rows at
-# micro-batch 1 (host-bound) miss by 17-23 %: the same setups ran 1.42-1.48x faster on the H100 runs' hosts
-# (4.54, 7.80 samples/s) than on the H200 runs' (3.07, 5.50), and one set of constants cannot be within 19 %
-# of both (max error 23.4 %).  The GPU-bound rows agree across the two GPUs (8B LoRA 2.90 vs 2.96).  Rows at
+# Fitted (least squares on log samples/s) to the 23 runs of FIT_ROWS below (docs/benchmarks.md, "Planner"):
+# `python benchmarks/fit_speed.py` refits and prints every row.  17 rows within 7 %; the host-bound 1B rows at
+# micro-batch 1 miss by 10-24 %: the same native setups ran 1.42-1.48x faster on the H100 runs' hosts (4.54,
+# 7.80 samples/s) than on the H200 runs' (3.07, 5.50), and one set of constants cannot be within 19 % of both
+# (max error 23.9 %).  The GPU-bound rows agree across the two GPUs (8B LoRA 2.90 vs 2.96).  Rows at
 # micro-batch > 1 measured with SDPA's padding mask (before recipe/row_attention.py) are not in the fit: no plan
-# runs that way now and the model has no term for it.  The share of peak falls with the LLM's width: 0.57 at
-# 8B (3,584 wide), 0.43 at 1B (896), as 8B LoRA's and 1B full's measured MFU say (43-45 %, 42 %); before that
-# term the fit made up 1B's lower GPU efficiency with host time (1B full's plan: 12.1 predicted, 17.6 measured).
-# 1B at micro-batch 8 still comes out host-bound: HOST_PER_SAMPLE is fitted on micro-batch-1 runs, where it
-# cannot be told apart from a per-micro-batch cost (the GPU profile shows that step GPU-bound, 6 % idle).
-MATMUL_EFF = 0.647  # share of peak the model's matmuls reach (attention included) ...
-MATMUL_HIDDEN = 457.0  # ... times hidden / (hidden + this): narrow LLMs' GEMMs reach less (1B's is 896 wide)
-PASSES = {True: 0.0, False: 7.86}  # element-wise passes over each saved byte: compiled (fits to 0: absorbed), eager
-HOST_PER_LAYER = {True: 1.89e-3, False: 2.26e-3}  # host s per repeated layer per micro-batch: compiled, eager
-HOST_PER_SAMPLE = 0.046  # host s per sample in a micro-batch
-HOST_LORA_FACTOR = 2.01  # LoRA adds modules (A, B, dropout) to every linear: more host work per layer
-GPU_LORA_FACTOR = 1.36  # ... and GPU work: small A/B GEMMs, dropout, casts (8B full eager outruns 8B LoRA eager)
+# runs that way now and the model has no term for it.  The share of peak falls with the LLM's width: 0.58 at
+# 8B (3,584 wide), 0.42 at 1B (896), as 8B LoRA's and 1B full's measured MFU say (43-46 %, 42 %).
+# HOST_PER_SAMPLE fits to 0 since 1B full was measured at micro-batch 2, 4 and 8 (16.70, 17.47, 17.89
+# samples/s: flat, GPU-bound from micro-batch 2 on): a micro-batch's host time is its layers' launches, not
+# its samples, so 1B at micro-batch 8 is labelled GPU-bound, as its profile says (3 % idle).
+MATMUL_EFF = 0.672  # share of peak the model's matmuls reach (attention included) ...
+MATMUL_HIDDEN = 536.0  # ... times hidden / (hidden + this): narrow LLMs' GEMMs reach less (1B's is 896 wide)
+PASSES = {True: 0.0, False: 8.54}  # element-wise passes over each saved byte: compiled (fits to 0: absorbed), eager
+HOST_PER_LAYER = {True: 2.66e-3, False: 3.06e-3}  # host s per repeated layer per micro-batch: compiled, eager
+HOST_PER_SAMPLE = 0.0  # host s per sample in a micro-batch
+HOST_LORA_FACTOR = 1.79  # LoRA adds modules (A, B, dropout) to every linear: more host work per layer
+GPU_LORA_FACTOR = 1.37  # ... and GPU work: small A/B GEMMs, dropout, casts (8B full eager outruns 8B LoRA eager)
 # Not fitted (no MPO run in FIT_ROWS yet): a preference step adds the reference model's forward, about a third
 # of a forward + backward's kernel launches; chosen and rejected share one batch, so they add no launches
 REFERENCE_HOST = {"mpo": 4 / 3}
@@ -185,6 +185,14 @@ FIT_ROWS = [
     _row("8B", "full", 1, 28, False, 1.83, "H100 native (gpu_train_h100_8b_full.json)"),
     _row("8B", "full", 1, 14, True, 2.42, "H100 plan, 14 of 28 layers checkpointed, same run"),
     _row("8B", "full", 1, 13, True, 2.44, "H100 plan for 80 GiB, 13 of 28, same run"),
+    # one H100, 2026-12-07: the benchmark's timer no longer waits for the GPU each micro-batch, and the compiled
+    # sides run host_ahead (hosts/swift/host_ahead.py); 1B full at micro-batch 2 and 4 (planner_gpu.sh sweep)
+    _row("8B", "lora", 1, 0, True, 3.23, "H100 plan (gpu_train_h100_8b_lora_timer_fix.json)"),
+    _row("8B", "lora", 1, 28, False, 1.44, "H100 native (gpu_train_h100_8b_lora_native_timer_fix.json)"),
+    _row("1B", "full", 8, 0, True, 17.89, "H100 plan (gpu_train_h100_1b_full_timer_fix.json)"),
+    _row("1B", "full", 1, 24, False, 7.55, "H100 native, same run"),
+    _row("1B", "full", 2, 0, True, 16.70, "H100, micro-batch 2 x 4 (gpu_train_h100_1b_full_mb2.json)"),
+    _row("1B", "full", 4, 0, True, 17.47, "H100, micro-batch 4 x 2 (gpu_train_h100_1b_full_mb4.json)"),
 ]
 
 
@@ -195,11 +203,12 @@ def _gpu_row(size, tuner, micro_batch, checkpoint_layers, kernel_s, source):
 
 # The GPU's own time for one optimizer step of some FIT_ROWS runs: the summed kernel time of the step profiled
 # with torch.profiler (gpu_train.py --torch-profile).  Not fitted: benchmarks/fit_speed.py prints them beside the
-# model's GPU term and its bound.  Fitted too, with a host cost per micro-batch instead of per sample, they make
-# the bound right (1B at micro-batch 8 is GPU-bound: its profile shows the GPU busy 94 % of the step) but move
-# the plans to micro-batches no run has measured (8B LoRA to 2-4, or 1B to 4), so that waits for those runs.
+# model's GPU term and its bound (all GPU-bound, as the profiles say; the model's GPU term is 5-11 % above the
+# kernel time, which leaves out the GPU's idle gaps).
 GPU_ROWS = [
     _gpu_row("8B", "lora", 1, 0, 2.377, "H100 plan, profiled step (gpu_train_h100_8b_lora_plan.json)"),
     _gpu_row("1B", "lora", 8, 0, 0.516, "H100 plan, profiled step (gpu_train_h100_1b_lora_plan_run3.json)"),
     _gpu_row("1B", "full", 8, 0, 0.429, "H100 plan, profiled step (gpu_train_h100_1b_full_vit_kernels.json)"),
+    _gpu_row("8B", "lora", 1, 0, 2.399, "H100 plan, profiled step (gpu_train_h100_8b_lora_timer_fix.json)"),
+    _gpu_row("1B", "full", 8, 0, 0.437, "H100 plan, profiled step (gpu_train_h100_1b_full_timer_fix.json)"),
 ]
