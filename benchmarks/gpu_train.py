@@ -123,6 +123,8 @@ def main(argv=None) -> int:
                     help="GiB the plan side plans for (default: this GPU's, from torch.cuda; cpu: 80)")
     ap.add_argument("--plan-callback-args", default="{}",
                     help="JSON object merged into every plan side's IVL3_CALLBACK_ARGS")
+    ap.add_argument("--ours-callback-args", default="{}",
+                    help="JSON object: IVL3_CALLBACK_ARGS of ours / ours1 / group (recorded with each side)")
     ap.add_argument("--planx-extra", default="[]", help="JSON list of extra swift arguments for the planx side")
     ap.add_argument("--planx-callback-args", default="{}",
                     help="JSON object merged into the planx side's IVL3_CALLBACK_ARGS, e.g. "
@@ -160,9 +162,9 @@ def main(argv=None) -> int:
     if any(x not in SIDES for x in sides):
         ap.error(f"--sides: a comma list of {', '.join(SIDES)} (ratios need native)")
     planx_extra, planx_cb = json.loads(args.planx_extra), json.loads(args.planx_callback_args)
-    plan_cb = json.loads(args.plan_callback_args)
-    if not isinstance(planx_cb, dict) or not isinstance(plan_cb, dict):
-        ap.error("--plan-callback-args / --planx-callback-args: a JSON object")
+    plan_cb, ours_cb = json.loads(args.plan_callback_args), json.loads(args.ours_callback_args)
+    if not all(isinstance(cb, dict) for cb in (planx_cb, plan_cb, ours_cb)):
+        ap.error("--plan-callback-args / --planx-callback-args / --ours-callback-args: a JSON object")
     ours_compile = (args.ours_compile or ("on" if cuda else "off")) == "on"
     if args.warmup is None:
         args.warmup = 2 if ours_compile else 1
@@ -209,16 +211,16 @@ def main(argv=None) -> int:
         model = build_model(arch, work / f"model-{arch}", args.device)
         print(f"[{cfg}] model {model} ready in {time.perf_counter() - t1:.1f}s", flush=True)
         ours_micro = args.ours_batch or micro
-        ours_layers = {None: None, "on": None, "off": 0}[args.ours_checkpointing]  # None: all, the recipe's
+        ours_layers = 0 if args.ours_checkpointing == "off" else None  # None: every layer, the recipe's
         pair = {}
         plan_arch = planner_arch(arch, model)
         gpu_gib = args.plan_gpu_memory or (gpu_memory_gib() if cuda else 80.0)
         setups = {"native": Side(data["native"], 1, max(1, gb), native_workers, False, True, [], {}, None),
                   "ours": Side(data["ours"], ours_micro, max(1, gb // ours_micro), ours_workers, ours_compile, True,
-                               [], {}, ours_layers),
-                  "ours1": Side(data["ours"], 1, gb, ours_workers, ours_compile, True, [], {}, ours_layers),
+                               [], ours_cb, ours_layers),
+                  "ours1": Side(data["ours"], 1, gb, ours_workers, ours_compile, True, [], ours_cb, ours_layers),
                   "group": Side(data["ours"], ours_micro, max(1, gb // ours_micro), ours_workers, ours_compile, True,
-                                [GROUP], {}, ours_layers)}
+                                [GROUP], ours_cb, ours_layers)}
         for side, memory in (("plan", gpu_gib), ("plan80", 80.0), ("planx", gpu_gib), ("plang", gpu_gib)):
             if side in sides:  # mixed data: planned for the longest clip, the batch that must fit
                 setups[side] = plan_side(plan_arch, tuner, plan_frames, gb, memory, data["ours"], ours_workers,

@@ -67,8 +67,8 @@ case "$part" in
   mixed) timeout "$(left)" $G --configs "${CONFIG:-8b-lora}" --mixed 8-32 --sides native,plan,plang --out "$R/g.json" \
            > "$R/g.txt" 2>&1 ;;
   sweep) for mb in ${MBS:-2 4 16}; do  # host time per micro-batch vs per sample (speed.py's HOST_PER_SAMPLE)
-           IVL3_CALLBACK_ARGS="$CB" timeout "$(left)" $G --configs "${CONFIG:-1b-full}" --sides ours --ours-batch "$mb" \
-             --ours-checkpointing off --out "$R/g_mb$mb.json" >> "$R/g.txt" 2>&1
+           timeout "$(left)" $G --configs "${CONFIG:-1b-full}" --sides ours --ours-batch "$mb" \
+             --ours-checkpointing off --ours-callback-args "$CB" --out "$R/g_mb$mb.json" >> "$R/g.txt" 2>&1
          done ;;
   memory) timeout "$(left)" python3 benchmarks/recipe_memory.py --sizes 8B,2B,1B --tuners full,lora --zero 0 \
             --checkpoint half,none --scaling "" --steps 2 --gpus 1 --group-timeout "$(( $(left) - 5 ))" \
