@@ -228,3 +228,24 @@ def test_plan_prints_choice_and_runner_up_with_memory_and_time(capsys):
     run = next(line for line in text.splitlines() if line.startswith("run: "))
     assert "callbacks=[ivl3_compile,ivl3_recompute]" in run and "callback.ivl3_recompute.layers=" in run
     assert math.isfinite(float(chosen.split("GiB")[0].split()[-1]))
+
+
+def test_plan_says_when_the_runner_up_lost_on_memory_alone(capsys):
+    """A runner-up as fast as the plan with more memory reads like a mistake unless the output says why."""
+    from ivl3_plugin.cli import main
+
+    tie = make_plan(fastest(model="1B", gpus_per_node=1, gpu_memory_gib=80, tuner="full", global_batch=128))
+    assert tie.won_on_memory
+    assert tie.runner_up.time.samples_per_s >= tie.time.samples_per_s
+    assert tie.runner_up.memory.total > tie.memory.total
+    clear = make_plan(fastest(model="8B", gpus_per_node=8, gpu_memory_gib=80, tuner="full"))
+    assert clear.runner_up.time.samples_per_s < clear.time.samples_per_s and not clear.won_on_memory
+
+    assert main(["plan", "1B", "--gpus", "1", "--gpu-memory", "80", "--tuner", "full"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    after = lines[next(i for i, line in enumerate(lines) if line.startswith("runner-up:")) + 1]
+    assert "within 2 % of each other" in after and "less memory" in after
+    assert main(["plan", "8B", "--gpus", "8", "--gpu-memory", "80", "--tuner", "full"]) == 0
+    assert "of each other" not in capsys.readouterr().out
+    assert main(["plan", "1B", "--gpus", "1", "--gpu-memory", "80", "--tuner", "full", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["chosen_on_memory"] is True

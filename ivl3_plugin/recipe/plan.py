@@ -116,6 +116,14 @@ class Plan:
         return self.micro_batch * self.request.world * self.grad_accum
 
     @property
+    def won_on_memory(self) -> bool:
+        """True when the runner-up is predicted as fast (within ``TIE``) and the plan won by taking less memory:
+        the user sees why a same-speed setting was passed over."""
+        r = self.runner_up
+        return bool(r and self.time and r.time.samples_per_s >= self.time.samples_per_s
+                    and r.memory.total > self.memory.total)
+
+    @property
     def deepspeed(self) -> Optional[str]:
         """ms-swift's ``--deepspeed`` name, None for plain DDP / one GPU."""
         return deepspeed_name(self.zero, self.offload)
