@@ -235,11 +235,11 @@ def test_plan_says_when_the_runner_up_lost_on_memory_alone(capsys):
     from ivl3_plugin.cli import main
 
     tie = make_plan(fastest(model="1B", gpus_per_node=1, gpu_memory_gib=80, tuner="full", global_batch=128))
-    assert tie.won_on_memory
+    assert tie.chosen_on_memory
     assert tie.runner_up.time.samples_per_s >= tie.time.samples_per_s
     assert tie.runner_up.memory.total > tie.memory.total
     clear = make_plan(fastest(model="8B", gpus_per_node=8, gpu_memory_gib=80, tuner="full"))
-    assert clear.runner_up.time.samples_per_s < clear.time.samples_per_s and not clear.won_on_memory
+    assert clear.runner_up.time.samples_per_s < clear.time.samples_per_s and not clear.chosen_on_memory
 
     assert main(["plan", "1B", "--gpus", "1", "--gpu-memory", "80", "--tuner", "full"]) == 0
     lines = capsys.readouterr().out.splitlines()

@@ -105,7 +105,7 @@ def plan_dict(plan, recipe: str, run_line: str) -> dict:
         "predicted_samples_per_s": plan.time.samples_per_s if plan.time else None,
         "predicted_step_s": plan.time.step_s if plan.time else None,
         "runner_up": option_dict(plan.runner_up) if plan.runner_up else None,
-        "chosen_on_memory": plan.won_on_memory,
+        "chosen_on_memory": plan.chosen_on_memory,
         "host_offload_gib_per_node": plan.memory.host_offload * plan.request.gpus_per_node / 2 ** 30,
         "alternatives": [dict(tuner=t, zero=z, offload=o, gib_at_batch_1=round(g, 2)) for t, z, o, g in plan.alternatives],
         "notes": plan.notes, "run": run_line,
@@ -193,7 +193,7 @@ def run(args) -> int:
     if plan.runner_up:
         r = plan.runner_up
         print(f"runner-up:     {r.describe()}: {r.memory.total / 2 ** 30:.1f} GiB, {r.time.samples_per_s:.2f} samples/s")
-        if plan.won_on_memory:
+        if plan.chosen_on_memory:
             print(f"               (predicted within {TIE * 100:g} % of each other: the plan takes the one with less memory)")
     print()
     print("predicted peak memory per GPU (GiB):")

@@ -116,7 +116,7 @@ class Plan:
         return self.micro_batch * self.request.world * self.grad_accum
 
     @property
-    def won_on_memory(self) -> bool:
+    def chosen_on_memory(self) -> bool:
         """True when the runner-up is predicted as fast (within ``TIE``) and the plan won by taking less memory:
         the user sees why a same-speed setting was passed over."""
         r = self.runner_up
