@@ -45,24 +45,24 @@ COMPILED_STAGES = (0, 1)
 STAGE_FACTOR = {0: 1.0, 1: 1.0, 2: 1.15, 3: 3.0}
 OFFLOAD_FACTOR = 2.0
 
-# Fitted (least squares on log samples/s) to the 23 runs of FIT_ROWS below (docs/benchmarks.md, "Planner"):
-# `python benchmarks/fit_speed.py` refits and prints every row.  17 rows within 7 %; the host-bound 1B rows at
-# micro-batch 1 miss by 10-24 %: the same native setups ran 1.42-1.48x faster on the H100 runs' hosts (4.54,
-# 7.80 samples/s) than on the H200 runs' (3.07, 5.50), and one set of constants cannot be within 19 % of both
-# (max error 23.9 %).  The GPU-bound rows agree across the two GPUs (8B LoRA 2.90 vs 2.96).  Rows at
+# Fitted (least squares on log samples/s) to the 29 runs of FIT_ROWS below (docs/benchmarks.md, "Planner"):
+# `python benchmarks/fit_speed.py` refits and prints every row.  21 rows within 7 %; 6 of the other 8 are the
+# host-bound 1B rows at micro-batch 1 (9-33 %): the same native setups ran 1.4-1.5x faster on the H100 runs'
+# hosts (4.54-4.74, 7.55-8.07 samples/s) than on the H200 runs' (3.07, 5.50), and one set of constants cannot
+# be close to both (max error 32.8 %, native 1B LoRA on the H200 host).  The GPU-bound rows agree across the two GPUs (8B LoRA 2.90 vs 2.96).  Rows at
 # micro-batch > 1 measured with SDPA's padding mask (before recipe/row_attention.py) are not in the fit: no plan
 # runs that way now and the model has no term for it.  The share of peak falls with the LLM's width: 0.58 at
 # 8B (3,584 wide), 0.42 at 1B (896), as 8B LoRA's and 1B full's measured MFU say (43-46 %, 42 %).
 # HOST_PER_SAMPLE fits to 0 since 1B full was measured at micro-batch 2, 4 and 8 (16.70, 17.47, 17.89
 # samples/s: flat, GPU-bound from micro-batch 2 on): a micro-batch's host time is its layers' launches, not
 # its samples, so 1B at micro-batch 8 is labelled GPU-bound, as its profile says (3 % idle).
-MATMUL_EFF = 0.672  # share of peak the model's matmuls reach (attention included) ...
-MATMUL_HIDDEN = 536.0  # ... times hidden / (hidden + this): narrow LLMs' GEMMs reach less (1B's is 896 wide)
-PASSES = {True: 0.0, False: 8.54}  # element-wise passes over each saved byte: compiled (fits to 0: absorbed), eager
-HOST_PER_LAYER = {True: 2.66e-3, False: 3.06e-3}  # host s per repeated layer per micro-batch: compiled, eager
+MATMUL_EFF = 0.673  # share of peak the model's matmuls reach (attention included) ...
+MATMUL_HIDDEN = 530.0  # ... times hidden / (hidden + this): narrow LLMs' GEMMs reach less (1B's is 896 wide)
+PASSES = {True: 0.0, False: 9.02}  # element-wise passes over each saved byte: compiled (fits to 0: absorbed), eager
+HOST_PER_LAYER = {True: 2.68e-3, False: 2.92e-3}  # host s per repeated layer per micro-batch: compiled, eager
 HOST_PER_SAMPLE = 0.0  # host s per sample in a micro-batch
-HOST_LORA_FACTOR = 1.79  # LoRA adds modules (A, B, dropout) to every linear: more host work per layer
-GPU_LORA_FACTOR = 1.37  # ... and GPU work: small A/B GEMMs, dropout, casts (8B full eager outruns 8B LoRA eager)
+HOST_LORA_FACTOR = 1.75  # LoRA adds modules (A, B, dropout) to every linear: more host work per layer
+GPU_LORA_FACTOR = 1.36  # ... and GPU work: small A/B GEMMs, dropout, casts (8B full eager outruns 8B LoRA eager)
 # Not fitted (no MPO run in FIT_ROWS yet): a preference step adds the reference model's forward, about a third
 # of a forward + backward's kernel launches; chosen and rejected share one batch, so they add no launches
 REFERENCE_HOST = {"mpo": 4 / 3}
@@ -194,6 +194,13 @@ FIT_ROWS = [
     _row("1B", "full", 1, 24, False, 7.55, "H100 native, same run"),
     _row("1B", "full", 2, 0, True, 16.70, "H100, micro-batch 2 x 4 (gpu_train_h100_1b_full_mb2.json)"),
     _row("1B", "full", 4, 0, True, 17.47, "H100, micro-batch 4 x 2 (gpu_train_h100_1b_full_mb4.json)"),
+    # one H100, 2026-12-07, three runs of the plans as ivl3 plan makes them now (1B at micro-batch 4 x 2)
+    _row("8B", "lora", 1, 0, True, 3.24, "H100 plan (gpu_train_h100_8b_lora_same_run.json)"),
+    _row("8B", "lora", 1, 28, False, 1.48, "H100 native, same run"),
+    _row("1B", "lora", 4, 0, True, 15.25, "H100 plan (gpu_train_h100_1b_lora_mb4_plan.json)"),
+    _row("1B", "lora", 1, 24, False, 4.74, "H100 native, same run"),
+    _row("1B", "full", 4, 0, True, 17.93, "H100 plan (gpu_train_h100_1b_full_mb4_plan.json)"),
+    _row("1B", "full", 1, 24, False, 8.07, "H100 native, same run"),
 ]
 
 
@@ -204,7 +211,7 @@ def _gpu_row(size, tuner, micro_batch, checkpoint_layers, kernel_s, source):
 
 # The GPU's own time for one optimizer step of some FIT_ROWS runs: the summed kernel time of the step profiled
 # with torch.profiler (gpu_train.py --torch-profile).  Not fitted: benchmarks/fit_speed.py prints them beside the
-# model's GPU term and its bound (all GPU-bound, as the profiles say; the model's GPU term is 5-11 % above the
+# model's GPU term and its bound (all GPU-bound, as the profiles say; the model's GPU term is 3-10 % above the
 # kernel time, which leaves out the GPU's idle gaps).
 GPU_ROWS = [
     _gpu_row("8B", "lora", 1, 0, 2.377, "H100 plan, profiled step (gpu_train_h100_8b_lora_plan.json)"),
@@ -212,4 +219,7 @@ GPU_ROWS = [
     _gpu_row("1B", "full", 8, 0, 0.429, "H100 plan, profiled step (gpu_train_h100_1b_full_vit_kernels.json)"),
     _gpu_row("8B", "lora", 1, 0, 2.399, "H100 plan, profiled step (gpu_train_h100_8b_lora_timer_fix.json)"),
     _gpu_row("1B", "full", 8, 0, 0.437, "H100 plan, profiled step (gpu_train_h100_1b_full_timer_fix.json)"),
+    _gpu_row("8B", "lora", 1, 0, 2.398, "H100 plan, profiled step (gpu_train_h100_8b_lora_same_run.json)"),
+    _gpu_row("1B", "lora", 4, 0, 0.493, "H100 plan, profiled step (gpu_train_h100_1b_lora_mb4_plan.json)"),
+    _gpu_row("1B", "full", 4, 0, 0.431, "H100 plan, profiled step (gpu_train_h100_1b_full_mb4_plan.json)"),
 ]
