@@ -10,7 +10,7 @@
 #                                           after benchmarks/left_padding_check.py (left vs right padding on the GPU)
 #   bash benchmarks/planner_gpu.sh sweep    the cost model's missing rows: CONFIG (default 1b-full) at each micro-batch
 #                                           of MBS (default "2 4 16"), checkpointing off, compiled: ours only, one run each
-# SIDES=a,b: the sides of lora8 / small's first run instead of the defaults (small: SIDES=none skips 1B LoRA,
+# SIDES=a,b: the sides of lora8 / small's first run / full8 instead of the defaults (small: SIDES=none skips 1B LoRA,
 # FULL_SIDES=none 1B full); PLANX_EXTRA='["--lora_dropout","0"]':
 # lora8's planx side (an A/B of one swift argument); PLANX_CB='{"ivl3_compile":{"host_ahead":false}}': lora8's planx
 # side with other callback settings (here: ms-swift's own waits on the GPU, the A/B of hosts/swift/host_ahead.py);
@@ -64,7 +64,7 @@ case "$part" in
          [ "${FULL_SIDES:-}" = none ] || timeout "$(left)" $G --configs 1b-full --sides "${FULL_SIDES:-native,plan}" --torch-profile plan --out "$R/g2.json" \
            --planx-callback-args "${PLANX_CB:-$NO_VIT_KERNELS}" \
            >> "$R/g.txt" 2>&1 ;;
-  full8) timeout "$(left)" $G --configs 8b-full --sides native,plan,plan80 --out "$R/g.json" > "$R/g.txt" 2>&1 ;;
+  full8) timeout "$(left)" $G --configs 8b-full --sides "${SIDES:-native,plan,plan80}" --out "$R/g.json" > "$R/g.txt" 2>&1 ;;
   mixed) timeout "$(left)" $G --configs "${CONFIG:-8b-lora}" --mixed 8-32 --sides native,plan,plang --out "$R/g.json" \
            > "$R/g.txt" 2>&1 ;;
   sweep) for mb in ${MBS:-2 4 16}; do  # host time per micro-batch vs per sample (speed.py's HOST_PER_SAMPLE)
