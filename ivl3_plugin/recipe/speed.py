@@ -47,15 +47,15 @@ OFFLOAD_FACTOR = 2.0
 
 # Fitted (least squares on log samples/s) to the 29 runs of FIT_ROWS below (docs/benchmarks.md, "Planner"):
 # `python benchmarks/fit_speed.py` refits and prints every row.  21 rows within 7 %; 6 of the other 8 are the
-# host-bound 1B rows at micro-batch 1 (9-33 %): the same native setups ran 1.4-1.5x faster on the H100 runs'
-# hosts (4.54-4.74, 7.55-8.07 samples/s) than on the H200 runs' (3.07, 5.50), and one set of constants cannot
-# be close to both (max error 32.8 %, native 1B LoRA on the H200 host).  The GPU-bound rows agree across the two GPUs (8B LoRA 2.90 vs 2.96).  Rows at
-# micro-batch > 1 measured with SDPA's padding mask (before recipe/row_attention.py) are not in the fit: no plan
-# runs that way now and the model has no term for it.  The share of peak falls with the LLM's width: 0.58 at
-# 8B (3,584 wide), 0.42 at 1B (896), as 8B LoRA's and 1B full's measured MFU say (43-46 %, 42 %).
-# HOST_PER_SAMPLE fits to 0 since 1B full was measured at micro-batch 2, 4 and 8 (16.70, 17.47, 17.89
-# samples/s: flat, GPU-bound from micro-batch 2 on): a micro-batch's host time is its layers' launches, not
-# its samples, so 1B at micro-batch 8 is labelled GPU-bound, as its profile says (3 % idle).
+# host-bound 1B rows at micro-batch 1 (9-33 %): the same native setups ran 1.4-1.5x faster on the H100 runs' hosts
+# (4.54-4.74, 7.55-8.07 samples/s) than on the H200 runs' (3.07, 5.50), and one set of constants cannot be close to
+# both (max error 32.8 %, native 1B LoRA on the H200 host).  The GPU-bound rows agree across the two GPUs (8B LoRA
+# 2.90 vs 2.96).  Rows at micro-batch > 1 measured with SDPA's padding mask (before recipe/row_attention.py) are not
+# in the fit: no plan runs that way now and the model has no term for it.  The share of peak falls with the LLM's
+# width: 0.58 at 8B (3,584 wide), 0.42 at 1B (896), as 8B LoRA's and 1B full's measured MFU say (43-46 %, 42 %).
+# HOST_PER_SAMPLE fits to 0 since 1B full was measured at micro-batch 2, 4 and 8 (16.70, 17.47, 17.89 samples/s:
+# flat, GPU-bound from micro-batch 2 on): a micro-batch's host time is its layers' launches, not its samples, so 1B
+# at micro-batch 8 is labelled GPU-bound, as its profile says (3 % idle).
 MATMUL_EFF = 0.673  # share of peak the model's matmuls reach (attention included) ...
 MATMUL_HIDDEN = 530.0  # ... times hidden / (hidden + this): narrow LLMs' GEMMs reach less (1B's is 896 wide)
 PASSES = {True: 0.0, False: 9.02}  # element-wise passes over each saved byte: compiled (fits to 0: absorbed), eager
