@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import time
+
+from vit_kernels import timed  # run as a script, this folder is on sys.path
 
 # (label, batch, query heads, key/value heads, head dim, tokens, causal, timed pass): 1B's and 8B's LLM rows at
 # a 16-frame sample, and InternViT-300M over one micro-batch of 4 x 16 frames
@@ -23,17 +24,6 @@ SHAPES = [
     ("8B LLM row", 1, 28, 4, 128, 4435, True, "fwd+bwd"),
     ("ViT, 64 frames", 64, 16, 16, 64, 1025, False, "fwd"),
 ]
-
-
-def _timed(fn, sync, reps: int) -> float:
-    for _ in range(3):
-        fn()
-    sync()
-    t0 = time.perf_counter()
-    for _ in range(reps):
-        fn()
-    sync()
-    return (time.perf_counter() - t0) * 1000 / reps
 
 
 def _padded(n: int, multiple: int) -> int:
@@ -80,7 +70,7 @@ def run_shape(shape, multiple: int, backend, device: str, reps: int) -> list:
 
         out = step()
         grads = [t.grad.clone() for t in leaves] if what != "fwd" else []
-        ms = _timed(step, sync, reps)
+        ms = timed(step, sync, reps)
         if reference is None:
             reference = (out.detach().float(), [g.float() for g in grads])
             err, gerr = 0.0, 0.0

@@ -14,7 +14,8 @@ import argparse
 import time
 
 
-def _timed(fn, sync, reps: int = 10) -> float:
+def timed(fn, sync, reps: int = 10) -> float:
+    """ms per call of ``fn`` after 3 warm-up calls; ``sync`` waits for the device (also attention_alignment.py's)."""
     for _ in range(3):
         fn()
     sync()
@@ -80,7 +81,7 @@ def main() -> None:
         try:
             with torch.no_grad():
                 out = fn()
-                ms = _timed(fn, sync)
+                ms = timed(fn, sync)
         except Exception as exc:  # noqa: BLE001 - a kernel this GPU/torch lacks: say so, go on
             print(f"  {name:26s} unavailable: {type(exc).__name__}: {str(exc)[:120]}")
             continue
@@ -102,7 +103,7 @@ def main() -> None:
                          ("efficient", SDPBackend.EFFICIENT_ATTENTION)):
             try:
                 with torch.no_grad(), sdpa_kernel([be]):
-                    ms = _timed(lambda: F.scaled_dot_product_attention(q, k, v), sync)
+                    ms = timed(lambda: F.scaled_dot_product_attention(q, k, v), sync)
                 print(f"  {name:10s} {ms:8.2f} ms  {aflops / ms / 1e9:7.0f} TFLOP/s")
             except Exception as exc:  # noqa: BLE001
                 print(f"  {name:10s} unavailable: {type(exc).__name__}")
