@@ -104,6 +104,9 @@ def main(argv=None) -> int:
     ap.add_argument("--mixed", default=None, metavar="LO-HI",
                     help="mixed-length data: clips of LO..HI frames (e.g. 8-32; --tiny: 2-8) and summaries of "
                          "1-8 sentences, seeded; the results add each side's padding fraction")
+    ap.add_argument("--frame-format", choices=["jpeg", "png"], default="jpeg",
+                    help="how ivl3 convert stores our sides' frames: jpeg (its default) or png (lossless: "
+                         "native's decoded pixels, for comparing the sides' losses)")
     ap.add_argument("--videos", type=int, default=None, help="distinct clips (default 2x the samples trained)")
     ap.add_argument("--global-batch", type=int, default=None)
     ap.add_argument("--steps", type=int, default=None, help="optimizer steps per run")
@@ -179,7 +182,9 @@ def main(argv=None) -> int:
         ap.error("--ours-extra / --native-extra: a JSON list of strings")
 
     t0 = time.perf_counter()
-    data = make_data(work / "data", n_videos, frames, 448 if not tiny else 96, mixed)
+    if mixed and args.frame_format != "jpeg":
+        ap.error("--frame-format: the mixed-length data is converted as JPEG only")
+    data = make_data(work / "data", n_videos, frames, 448 if not tiny else 96, mixed, args.frame_format)
     max_length, plan_frames = 8192, frames
     if mixed:  # the planner and the FLOP count take the mean clip; max_length holds the longest whole
         frames, plan_frames = max(1, round(data["frames_mean"])), data["frames_max"]
@@ -282,7 +287,7 @@ def main(argv=None) -> int:
             Path(args.out).parent.mkdir(parents=True, exist_ok=True)
             Path(args.out).write_text(json.dumps({"partial": True, "rows": rows}, indent=1))
     print_table(rows, [x for x in sides if any(x in r for r in rows)])
-    result = {"device": args.device, "tiny": tiny, "mixed": args.mixed, "video_load_backend": env.get("VIDEO_LOAD_BACKEND", "pyav"), "frames": frames, "global_batch": gb, "steps": steps,
+    result = {"device": args.device, "tiny": tiny, "mixed": args.mixed, "frame_format": args.frame_format, "video_load_backend": env.get("VIDEO_LOAD_BACKEND", "pyav"), "frames": frames, "global_batch": gb, "steps": steps,
               "warmup": args.warmup, "peak_tflops": peak, "total_wall_s": time.perf_counter() - t0, "rows": rows}
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)

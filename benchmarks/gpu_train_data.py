@@ -117,9 +117,12 @@ def write_video(path: Path, frames: int, size: int, seed: int) -> None:
         w.release()
 
 
-def make_data(work: Path, n_videos: int, frames: int, size: int, mixed: tuple = None) -> dict:
+def make_data(work: Path, n_videos: int, frames: int, size: int, mixed: tuple = None,
+              frame_format: str = "jpeg") -> dict:
     """Raw videos + annotations (native rows) and the same videos converted (our rows); ``mixed=(lo, hi)``:
-    clips of lo..hi frames and summaries of 1-8 sentences instead (``benchmarks/mixed_data.py``)."""
+    clips of lo..hi frames and summaries of 1-8 sentences instead (``benchmarks/mixed_data.py``).
+    ``frame_format``: how ``ivl3 convert`` stores our frames.  JPEG (its default) re-encodes the decoded
+    frames, so our pixels differ from native's a little; PNG keeps them exactly (the loss A/B of the sides)."""
     if mixed:
         from mixed_data import make_mixed_data
 
@@ -137,9 +140,10 @@ def make_data(work: Path, n_videos: int, frames: int, size: int, mixed: tuple = 
     from ivl3_plugin.convert import convert
     from ivl3_plugin.shared.prompts import render_instruction
 
-    conv = work / "converted"
+    conv = work / ("converted" if frame_format == "jpeg" else f"converted-{frame_format}")
     try:
-        convert(work / "annotations.jsonl", conv, num_frames=frames, val_fraction=0.0, formats=["swift"])
+        convert(work / "annotations.jsonl", conv, num_frames=frames, val_fraction=0.0, formats=["swift"],
+                image_format=frame_format)
     except TypeError:  # older converter signature
         convert(work / "annotations.jsonl", conv, num_frames=frames, val_fraction=0.0)
     ours = conv / "swift" / "train.jsonl"

@@ -152,6 +152,9 @@ SWIFT_ROWS = [  # size, tuner, micro-batch, checkpointed layers, compiled, measu
     # the rows at micro-batch > 1 above ran with SDPA's padding mask; since 2026-12-06 ivl3_compile's attention
     # skips padding (recipe/row_attention.py): one H100, gpu_train_h100_1b_{lora,full}_rows.json
     ("1B", "lora", 8, 0, True, 49.1), ("1B", "full", 8, 0, True, 38.1),
+    # 2026-12-07, one H100, the plans as made now: 1B at micro-batch 4 (gpu_train_h100_1b_{lora,full}_mb4_plan.json)
+    # and 8B full with 9 of 28 layers checkpointed (gpu_train_h100_8b_full_plan9.json)
+    ("1B", "lora", 4, 0, True, 25.4), ("1B", "full", 4, 0, True, 21.9), ("8B", "full", 1, 9, True, 71.5),
 ]
 
 

@@ -45,8 +45,8 @@ COMPILED_STAGES = (0, 1)
 STAGE_FACTOR = {0: 1.0, 1: 1.0, 2: 1.15, 3: 3.0}
 OFFLOAD_FACTOR = 2.0
 
-# Fitted (least squares on log samples/s) to the 29 runs of FIT_ROWS below (docs/benchmarks.md, "Planner"):
-# `python benchmarks/fit_speed.py` refits and prints every row.  21 rows within 7 %; 6 of the other 8 are the
+# Fitted (least squares on log samples/s) to the 31 runs of FIT_ROWS below (docs/benchmarks.md, "Planner"):
+# `python benchmarks/fit_speed.py` refits and prints every row.  23 rows within 7 %; 6 of the other 8 are the
 # host-bound 1B rows at micro-batch 1 (9-33 %): the same native setups ran 1.4-1.5x faster on the H100 runs' hosts
 # (4.54-4.74, 7.55-8.07 samples/s) than on the H200 runs' (3.07, 5.50), and one set of constants cannot be close to
 # both (max error 32.8 %, native 1B LoRA on the H200 host).  The GPU-bound rows agree across the two GPUs (8B LoRA
@@ -56,9 +56,9 @@ OFFLOAD_FACTOR = 2.0
 # HOST_PER_SAMPLE fits to 0 since 1B full was measured at micro-batch 2, 4 and 8 (16.70, 17.47, 17.89 samples/s:
 # flat, GPU-bound from micro-batch 2 on): a micro-batch's host time is its layers' launches, not its samples, so 1B
 # at micro-batch 8 is labelled GPU-bound, as its profile says (3 % idle).
-MATMUL_EFF = 0.673  # share of peak the model's matmuls reach (attention included) ...
-MATMUL_HIDDEN = 530.0  # ... times hidden / (hidden + this): narrow LLMs' GEMMs reach less (1B's is 896 wide)
-PASSES = {True: 0.0, False: 9.02}  # element-wise passes over each saved byte: compiled (fits to 0: absorbed), eager
+MATMUL_EFF = 0.672  # share of peak the model's matmuls reach (attention included) ...
+MATMUL_HIDDEN = 527.0  # ... times hidden / (hidden + this): narrow LLMs' GEMMs reach less (1B's is 896 wide)
+PASSES = {True: 0.0, False: 8.85}  # element-wise passes over each saved byte: compiled (fits to 0: absorbed), eager
 HOST_PER_LAYER = {True: 2.68e-3, False: 2.92e-3}  # host s per repeated layer per micro-batch: compiled, eager
 HOST_PER_SAMPLE = 0.0  # host s per sample in a micro-batch
 HOST_LORA_FACTOR = 1.75  # LoRA adds modules (A, B, dropout) to every linear: more host work per layer
@@ -201,6 +201,8 @@ FIT_ROWS = [
     _row("1B", "lora", 1, 24, False, 4.74, "H100 native, same run"),
     _row("1B", "full", 4, 0, True, 17.93, "H100 plan (gpu_train_h100_1b_full_mb4_plan.json)"),
     _row("1B", "full", 1, 24, False, 8.07, "H100 native, same run"),
+    _row("8B", "full", 1, 9, True, 2.57, "H100 plan, 9 of 28 layers checkpointed (gpu_train_h100_8b_full_plan9.json)"),
+    _row("8B", "full", 1, 28, False, 1.82, "H100 native, same run"),
 ]
 
 
