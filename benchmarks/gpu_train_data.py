@@ -144,7 +144,9 @@ def make_data(work: Path, n_videos: int, frames: int, size: int, mixed: tuple = 
     try:
         convert(work / "annotations.jsonl", conv, num_frames=frames, val_fraction=0.0, formats=["swift"],
                 image_format=frame_format)
-    except TypeError:  # older converter signature
+    except TypeError:  # older converter signature (JPEG only)
+        if frame_format != "jpeg":
+            raise
         convert(work / "annotations.jsonl", conv, num_frames=frames, val_fraction=0.0)
     ours = conv / "swift" / "train.jsonl"
     instruction = render_instruction("concise")
