@@ -141,13 +141,8 @@ def make_data(work: Path, n_videos: int, frames: int, size: int, mixed: tuple = 
     from ivl3_plugin.shared.prompts import render_instruction
 
     conv = work / ("converted" if frame_format == "jpeg" else f"converted-{frame_format}")
-    try:
-        convert(work / "annotations.jsonl", conv, num_frames=frames, val_fraction=0.0, formats=["swift"],
-                image_format=frame_format)
-    except TypeError:  # older converter signature (JPEG only)
-        if frame_format != "jpeg":
-            raise
-        convert(work / "annotations.jsonl", conv, num_frames=frames, val_fraction=0.0)
+    convert(work / "annotations.jsonl", conv, num_frames=frames, val_fraction=0.0, formats=["swift"],
+            image_format=frame_format)
     ours = conv / "swift" / "train.jsonl"
     instruction = render_instruction("concise")
     for r in ann:  # ms-swift's own format: the raw file, the same instruction and answer
