@@ -84,12 +84,20 @@ def train_launch(model_dir: Path, out_dir: Path, s: DemoSettings):
     return training_launch(recipe, overrides, Topology(), host="swift")
 
 
-def _final_model_dir(train_out: Path) -> Path:
-    """ms-swift saves the final weights in the run's last checkpoint."""
-    ckpts = sorted(train_out.rglob("checkpoint-*"), key=lambda p: int(p.name.split("-")[-1]))
-    if not ckpts:
-        raise RuntimeError(f"swift sft wrote no checkpoint under {train_out}")
-    return ckpts[-1]
+def run_folders(train_out: Path) -> set:
+    """ms-swift's run folders under ``train_out``: every launch makes a new ``v<N>-<time>`` there."""
+    return {p for p in Path(train_out).glob("v*-*") if p.is_dir()}
+
+
+def launched_run(train_out: Path, before: set) -> Path:
+    """The run folder that the launch made, given ``run_folders`` from before it.  Why: a demo run again into
+    the same output folder finds its earlier runs beside the new one, each with a checkpoint of the same step
+    and a loss log; only this launch's are its result."""
+    made = sorted(run_folders(train_out) - before)
+    if len(made) != 1:
+        raise RuntimeError(f"expected the launch to make one run folder under {train_out}, found "
+                           f"{', '.join(p.name for p in made) or 'none'}")
+    return made[0]
 
 
 def logged_rows(train_out: Path) -> List[dict]:
@@ -103,6 +111,7 @@ def _losses(train_out: Path) -> List[float]:
 
 
 def run_demo(s: DemoSettings, log=print) -> DemoResult:
+    from .checkpoint.export import find_checkpoint
     from .convert import convert
     from .hosts import get_host
     from .hosts.protocol import PredictRequest
@@ -146,13 +155,15 @@ def run_demo(s: DemoSettings, log=print) -> DemoResult:
     clock = time.time()
     train_out = s.out_dir / "train"
     launch = train_launch(model_dir, train_out, s)
+    earlier = run_folders(train_out)
     log(step(f"training ({DEMO_RECIPE} recipe): {launch.render()}"))
     with open(s.out_dir / "train.log", "w") as logf:
         proc = subprocess.run(launch.argv, env=launch_environment(launch, offline_env()), stdout=logf,
                               stderr=subprocess.STDOUT, cwd=s.out_dir, check=False)
     if proc.returncode != 0:
         raise RuntimeError(f"swift sft failed (exit {proc.returncode}); see {s.out_dir / 'train.log'}")
-    trained = _final_model_dir(train_out)
+    run = launched_run(train_out, earlier)
+    trained = find_checkpoint(run)  # ms-swift saves the final weights in the run's last checkpoint
     t["train"] = time.time() - clock
 
     clock = time.time()
@@ -179,7 +190,7 @@ def run_demo(s: DemoSettings, log=print) -> DemoResult:
     report = write_report(after_preds, s.out_dir / "report.html", baseline=before_preds, item_extras=extras,
                           notes=notes)
     log(f"report: {report}")
-    return DemoResult(before, after, _losses(train_out), {
+    return DemoResult(before, after, _losses(run), {
         "model": str(model_dir), "dataset": str(dataset), "checkpoint": str(trained),
         "predictions_before": str(before_preds), "predictions_after": str(after_preds),
         "report": str(report), "train_log": str(s.out_dir / "train.log"), **(mpo.paths if mpo else {}),

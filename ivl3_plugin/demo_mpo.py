@@ -142,7 +142,8 @@ def run_mpo(s: MpoSettings, sft_model: Path, train_jsonl: Path, val_jsonl: Path,
             step: Callable[[str], str] = lambda name: name, sft_predictions: Optional[Path] = None) -> MpoResult:
     """The MPO round after the demo's SFT stage; ``step(name)`` numbers the progress lines like the demo's;
     ``sft_predictions`` (the SFT model's held-out predictions) lets the result count the changed texts."""
-    from .demo import _final_model_dir, read_attributes
+    from .checkpoint.export import find_checkpoint
+    from .demo import launched_run, read_attributes, run_folders
     from .hosts import get_host
     from .hosts.protocol import PredictRequest
     from .hosts.training import launch_environment
@@ -180,6 +181,7 @@ def run_mpo(s: MpoSettings, sft_model: Path, train_jsonl: Path, val_jsonl: Path,
     clock = time.time()
     train_out = out_dir / "train"
     launch = mpo_launch(sft_model, pairs_file, train_out, s)
+    earlier = run_folders(train_out)
     log(step(f"MPO round ({MPO_RECIPE} recipe, LoRA on the SFT model): {launch.render()}"))
     train_log = out_dir / "train.log"
     with open(train_log, "w") as logf:
@@ -187,7 +189,8 @@ def run_mpo(s: MpoSettings, sft_model: Path, train_jsonl: Path, val_jsonl: Path,
                               stderr=subprocess.STDOUT, cwd=out_dir, check=False)
     if proc.returncode != 0:
         raise RuntimeError(f"swift rlhf failed (exit {proc.returncode}); see {train_log}")
-    adapter = _final_model_dir(train_out)
+    run = launched_run(train_out, earlier)
+    adapter = find_checkpoint(run)
     t["mpo_train"] = time.time() - clock
 
     clock = time.time()
@@ -202,7 +205,7 @@ def run_mpo(s: MpoSettings, sft_model: Path, train_jsonl: Path, val_jsonl: Path,
     if sft_predictions:
         sft_texts = {p.id: p.prediction for p in load_predictions(sft_predictions)}
         changed = sum(sft_texts.get(k, "").strip() != v.strip() for k, v in texts.items())
-    return MpoResult(after, counts, lines, texts, reward_rows(train_out), len(built.pairs), sampled,
+    return MpoResult(after, counts, lines, texts, reward_rows(run), len(built.pairs), sampled,
                      {"mpo_candidates": str(candidates), "mpo_pairs": str(pairs_file),
                       "mpo_pairs_report": built.outputs["report"], "mpo_adapter": str(adapter),
                       "predictions_mpo": str(preds), "mpo_train_log": str(train_log)}, t, changed)
